@@ -1,0 +1,73 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The typed description of one VM, filled from command-line flags, from a
+ * JSON config file or from API requests (all three share this schema), and
+ * consumed by the VMM. Plain data: no fds, no pointers into a live VM.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+enum {
+	VM_CONFIG_PATH_MAX = 4096,
+	VM_CONFIG_CMDLINE_MAX = 4096,
+	VM_CONFIG_ID_MAX = 64,
+	VM_MAX_VCPUS = 32,
+	VM_MAX_DRIVES = 8,
+	VM_MAX_NET = 4,
+};
+
+#define VM_MEM_MIN     (16ull << 20)
+#define VM_MEM_MAX     (64ull << 30)
+#define VM_MEM_DEFAULT (256ull << 20)
+
+struct vm_drive_config {
+	char id[VM_CONFIG_ID_MAX];
+	char path[VM_CONFIG_PATH_MAX];
+	bool read_only;
+	bool is_root;
+};
+
+struct vm_net_config {
+	char id[VM_CONFIG_ID_MAX];
+	char tap_name[64];
+	uint8_t mac[6];
+	bool has_mac;
+};
+
+struct vm_vsock_config {
+	bool enabled;
+	uint32_t guest_cid;
+	char uds_path[VM_CONFIG_PATH_MAX];
+};
+
+struct vm_config {
+	/* boot source */
+	char kernel_path[VM_CONFIG_PATH_MAX];
+	char initrd_path[VM_CONFIG_PATH_MAX];
+	char cmdline[VM_CONFIG_CMDLINE_MAX];
+	bool has_cmdline;
+
+	/* machine */
+	uint64_t mem_bytes;
+	uint32_t vcpus;
+
+	/* console: stdio when console_path is empty */
+	char console_path[VM_CONFIG_PATH_MAX];
+
+	struct vm_drive_config drives[VM_MAX_DRIVES];
+	uint32_t nr_drives;
+	struct vm_net_config nets[VM_MAX_NET];
+	uint32_t nr_nets;
+	struct vm_vsock_config vsock;
+};
+
+/* The defaults a VM gets before flags, a file or the API change anything. */
+void vm_config_init(struct vm_config *cfg);
+
+/* Check ranges and required fields; returns -EINVAL and a reason. */
+int vm_config_validate(const struct vm_config *cfg, const char **ret_reason);
+
+/* The command line used when none is given. */
+#define VM_DEFAULT_CMDLINE "console=ttyS0 reboot=k panic=1"
