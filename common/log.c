@@ -55,11 +55,16 @@ static uint64_t now_ms(void)
 bool ratelimit_allow(struct ratelimit *rl)
 {
 	uint64_t now = now_ms();
-	uint64_t refill = (now - rl->last_ms) / RATELIMIT_INTERVAL_MS;
+	uint64_t refill;
 
-	if (rl->last_ms == 0 || refill > 0) {
-		rl->tokens = (uint32_t)MIN((uint64_t)RATELIMIT_BURST, rl->tokens + (refill ? refill : RATELIMIT_BURST));
+	if (rl->last_ms == 0) {
+		rl->tokens = RATELIMIT_BURST;
 		rl->last_ms = now;
+	}
+	refill = (now - rl->last_ms) / RATELIMIT_INTERVAL_MS;
+	if (refill > 0) {
+		rl->tokens = (uint32_t)MIN((uint64_t)RATELIMIT_BURST, rl->tokens + refill);
+		rl->last_ms += refill * RATELIMIT_INTERVAL_MS;
 	}
 	if (rl->tokens == 0) {
 		rl->suppressed++;

@@ -1,0 +1,220 @@
+// SPDX-License-Identifier: MIT
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "args.h"
+
+const char fvm_usage[] =
+	"usage: fvm --kernel PATH [options]\n"
+	"\n"
+	"Boot a Linux guest in a KVM microVM.\n"
+	"\n"
+	"  --kernel PATH        bzImage or ELF vmlinux\n"
+	"  --initrd PATH        initial ramdisk\n"
+	"  --cmdline STR        kernel command line (default: \"" VM_DEFAULT_CMDLINE "\")\n"
+	"  --mem SIZE           guest RAM, e.g. 256M or 2G (default 256M; 16M..64G)\n"
+	"  --vcpus N            number of vCPUs, 1..32 (default 1)\n"
+	"  --console stdio|PATH guest serial console (default stdio)\n"
+	"  --log-level LEVEL    error, warn, info or debug (default info)\n"
+	"  --help               show this help\n"
+	"  --version            show the version\n"
+	"\n"
+	"fvm exits 0 when the guest powers off or reboots, 1 on errors.\n"
+	"On a terminal console, Ctrl-A x stops the VM.\n";
+
+enum {
+	OPT_KERNEL = 0x100,
+	OPT_INITRD,
+	OPT_CMDLINE,
+	OPT_MEM,
+	OPT_VCPUS,
+	OPT_CONSOLE,
+	OPT_LOG_LEVEL,
+	OPT_HELP,
+	OPT_VERSION,
+};
+
+static const struct option long_options[] = {
+	{ "kernel", required_argument, NULL, OPT_KERNEL },
+	{ "initrd", required_argument, NULL, OPT_INITRD },
+	{ "cmdline", required_argument, NULL, OPT_CMDLINE },
+	{ "mem", required_argument, NULL, OPT_MEM },
+	{ "vcpus", required_argument, NULL, OPT_VCPUS },
+	{ "console", required_argument, NULL, OPT_CONSOLE },
+	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
+	{ "help", no_argument, NULL, OPT_HELP },
+	{ "version", no_argument, NULL, OPT_VERSION },
+	{ 0 },
+};
+
+int fvm_parse_size(const char *s, uint64_t *ret_bytes)
+{
+	uint64_t value = 0, shift = 20;
+	const char *p = s;
+
+	if (!*p)
+		return -EINVAL;
+	for (; *p >= '0' && *p <= '9'; p++) {
+		if (value > (UINT64_MAX - 9) / 10)
+			return -ERANGE;
+		value = value * 10 + (uint64_t)(*p - '0');
+	}
+	if (p == s)
+		return -EINVAL;
+	switch (*p) {
+	case '\0':
+		break;
+	case 'B': case 'b': shift = 0; p++; break;
+	case 'K': case 'k': shift = 10; p++; break;
+	case 'M': case 'm': shift = 20; p++; break;
+	case 'G': case 'g': shift = 30; p++; break;
+	case 'T': case 't': shift = 40; p++; break;
+	default:
+		return -EINVAL;
+	}
+	/* Allow the IEC spelling: 256MiB, 1GiB. */
+	if (shift && (strcmp(p, "iB") == 0 || strcmp(p, "B") == 0))
+		p += strlen(p);
+	if (*p)
+		return -EINVAL;
+	if (value > (UINT64_MAX >> shift))
+		return -ERANGE;
+	*ret_bytes = value << shift;
+	return 0;
+}
+
+static int copy_string(char *dst, size_t dst_len, const char *src, const char *what, char *err,
+		       size_t err_len)
+{
+	size_t len = strlen(src);
+
+	if (len == 0) {
+		snprintf(err, err_len, "%s must not be empty", what);
+		return -EINVAL;
+	}
+	if (len >= dst_len) {
+		snprintf(err, err_len, "%s is too long (at most %zu bytes)", what, dst_len - 1);
+		return -EINVAL;
+	}
+	memcpy(dst, src, len + 1);
+	return 0;
+}
+
+static int parse_vcpus(const char *s, uint32_t *ret, char *err, size_t err_len)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno || end == s || *end || s[0] == '-' || v < 1 || v > VM_MAX_VCPUS) {
+		snprintf(err, err_len, "--vcpus '%s': expected a number from 1 to %d", s,
+			 VM_MAX_VCPUS);
+		return -EINVAL;
+	}
+	*ret = (uint32_t)v;
+	return 0;
+}
+
+static int parse_log_level(const char *s, enum log_level *ret, char *err, size_t err_len)
+{
+	static const char *const names[LOG_LEVEL_MAX] = {
+		[LOG_ERR] = "error", [LOG_WARN] = "warn", [LOG_INFO] = "info", [LOG_DEBUG] = "debug",
+	};
+
+	for (int i = 0; i < LOG_LEVEL_MAX; i++) {
+		if (strcmp(s, names[i]) == 0) {
+			*ret = (enum log_level)i;
+			return 0;
+		}
+	}
+	snprintf(err, err_len, "--log-level '%s': expected error, warn, info or debug", s);
+	return -EINVAL;
+}
+
+static int apply_option(struct fvm_args *a, int opt, const char *val, char *err, size_t err_len)
+{
+	uint64_t bytes;
+
+	switch (opt) {
+	case OPT_KERNEL:
+		return copy_string(a->vm.kernel_path, sizeof(a->vm.kernel_path), val, "--kernel",
+				   err, err_len);
+	case OPT_INITRD:
+		return copy_string(a->vm.initrd_path, sizeof(a->vm.initrd_path), val, "--initrd",
+				   err, err_len);
+	case OPT_CMDLINE:
+		a->vm.has_cmdline = true;
+		if (strlen(val) >= sizeof(a->vm.cmdline)) {
+			snprintf(err, err_len, "--cmdline is too long (at most %zu bytes)",
+				 sizeof(a->vm.cmdline) - 1);
+			return -EINVAL;
+		}
+		strcpy(a->vm.cmdline, val);
+		return 0;
+	case OPT_MEM:
+		if (fvm_parse_size(val, &bytes) < 0 || bytes < VM_MEM_MIN || bytes > VM_MEM_MAX ||
+		    bytes % 4096) {
+			snprintf(err, err_len,
+				 "--mem '%s': expected a size from 16M to 64G, e.g. 256M or 2G", val);
+			return -EINVAL;
+		}
+		a->vm.mem_bytes = bytes;
+		return 0;
+	case OPT_VCPUS:
+		return parse_vcpus(val, &a->vm.vcpus, err, err_len);
+	case OPT_CONSOLE:
+		if (strcmp(val, "stdio") == 0) {
+			a->vm.console_path[0] = '\0';
+			return 0;
+		}
+		return copy_string(a->vm.console_path, sizeof(a->vm.console_path), val,
+				   "--console", err, err_len);
+	case OPT_LOG_LEVEL:
+		return parse_log_level(val, &a->log_level, err, err_len);
+	case OPT_HELP:
+		a->show_help = true;
+		return 0;
+	case OPT_VERSION:
+		a->show_version = true;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+int fvm_args_parse(int argc, char **argv, struct fvm_args *ret_args, char *err, size_t err_len)
+{
+	struct fvm_args a = { .log_level = LOG_INFO };
+	const char *reason;
+	int opt, r;
+
+	vm_config_init(&a.vm);
+	/* getopt keeps its position in globals: reset for repeated parses (tests). */
+	optind = 0;
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, ":", long_options, NULL)) != -1) {
+		if (opt == '?') {
+			snprintf(err, err_len, "unknown option '%s' (see --help)", argv[optind - 1]);
+			return -EINVAL;
+		}
+		if (opt == ':') {
+			snprintf(err, err_len, "option '%s' needs a value", argv[optind - 1]);
+			return -EINVAL;
+		}
+		r = apply_option(&a, opt, optarg, err, err_len);
+		if (r < 0)
+			return r;
+	}
+	if (optind < argc) {
+		snprintf(err, err_len, "unexpected argument '%s' (see --help)", argv[optind]);
+		return -EINVAL;
+	}
+	if (!a.show_help && !a.show_version && vm_config_validate(&a.vm, &reason) < 0) {
+		snprintf(err, err_len, "%s", reason);
+		return -EINVAL;
+	}
+	*ret_args = a;
+	return 0;
+}

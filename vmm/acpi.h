@@ -1,0 +1,35 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Hardware-reduced ACPI tables: RSDP, XSDT, FADT, MADT and a DSDT with
+ * the \_S5 sleep state. Hardware-reduced ACPI tells Linux there is no
+ * legacy PIC and no PIT to set up, which is what lets fvm run with a split
+ * irqchip and no in-kernel PIT; the MADT describes every vCPU's LAPIC and
+ * the user-space IOAPIC; the FADT points power-off and reset at the
+ * acpi-pm device.
+ */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "memory.h"
+
+struct acpi_config {
+	uint32_t nr_vcpus;
+	uint64_t ioapic_addr;
+	uint32_t ioapic_id;
+};
+
+/*
+ * Build the tables into buf as they will sit at guest address base.
+ * Returns the guest address of the RSDP.
+ */
+int acpi_build(const struct acpi_config *cfg, uint8_t *buf, size_t size, uint64_t base,
+	       uint64_t *ret_rsdp) __must_check;
+
+/* Build the tables into guest memory at the fixed ACPI area. */
+int acpi_write(const struct guest_mem *mem, const struct acpi_config *cfg,
+	       uint64_t *ret_rsdp) __must_check;
+
+/* Byte sum of a buffer (0 for a table with a correct checksum). */
+uint8_t acpi_checksum(const void *buf, size_t len);

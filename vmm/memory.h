@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Guest RAM: one memfd, mapped once MAP_SHARED into the VMM. Low RAM is
+ * the start of the memfd, high RAM (above the MMIO hole) its remainder, so
+ * a fork child can remap the whole of it MAP_PRIVATE with one mmap.
+ * Every guest-physical address a device or loader touches goes through
+ * guest_mem_ptr(), the one checked translation.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "util.h"
+
+struct guest_region {
+	uint64_t gpa;
+	uint64_t size;
+	uint64_t memfd_offset;
+};
+
+struct guest_mem {
+	int memfd;
+	uint8_t *host;
+	uint64_t size;
+	struct guest_region regions[2];
+	uint32_t nr_regions;
+};
+
+/* Lay out `size` bytes of RAM around the MMIO hole (no allocation). */
+int guest_mem_layout(uint64_t size, struct guest_mem *ret_mem) __must_check;
+
+/* Create the memfd and map it; mem must come from guest_mem_layout(). */
+int guest_mem_create(uint64_t size, struct guest_mem *ret_mem) __must_check;
+void guest_mem_destroy(struct guest_mem *mem);
+
+/*
+ * Host pointer for [gpa, gpa + len) when it lies entirely inside one RAM
+ * region, else NULL. len 0 is treated as 1.
+ */
+void *guest_mem_ptr(const struct guest_mem *mem, uint64_t gpa, uint64_t len);
+
+/* End of low RAM (the first byte that is not RAM below 4 GiB). */
+uint64_t guest_mem_low_end(const struct guest_mem *mem);
+
+/* Copy into / out of guest memory; -EFAULT when the range is not RAM. */
+int guest_mem_write(const struct guest_mem *mem, uint64_t gpa, const void *src, uint64_t len);
+int guest_mem_read(const struct guest_mem *mem, uint64_t gpa, void *dst, uint64_t len);

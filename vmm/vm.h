@@ -1,0 +1,132 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A virtual machine: KVM VM and vCPUs, guest RAM, the two buses, the
+ * interrupt controller and the platform devices. Everything a VM owns
+ * hangs off struct vm, so one process can hold several (tests do) and a
+ * fork child inherits exactly its VM.
+ */
+#pragma once
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <linux/kvm.h>
+
+#include "acpi-pm.h"
+#include "bus.h"
+#include "config.h"
+#include "i8042.h"
+#include "ioapic.h"
+#include "kvm.h"
+#include "memory.h"
+#include "serial.h"
+
+/* Why a VM stopped running. */
+enum vm_exit_reason {
+	VM_EXIT_NONE,
+	VM_EXIT_POWEROFF,
+	VM_EXIT_REBOOT,
+	VM_EXIT_SIGNAL,
+	VM_EXIT_TRIPLE_FAULT,
+	VM_EXIT_CRASH,
+	VM_EXIT_ERROR,
+	/* A test device or API call asked for it. */
+	VM_EXIT_REQUESTED,
+	VM_EXIT_REASON_MAX,
+};
+
+const char *vm_exit_reason_name(enum vm_exit_reason reason);
+
+enum vcpu_exit_stat {
+	VCPU_STAT_IO,
+	VCPU_STAT_MMIO,
+	VCPU_STAT_IOAPIC_EOI,
+	VCPU_STAT_INTR,
+	VCPU_STAT_OTHER,
+	VCPU_STAT_MAX,
+};
+
+struct vm;
+
+struct vcpu {
+	struct vm *vm;
+	uint32_t index;
+	int fd;
+	struct kvm_run *run;
+	pthread_t thread;
+	bool thread_started;
+	uint64_t exits[VCPU_STAT_MAX];
+};
+
+struct vm_params {
+	uint64_t mem_bytes;
+	uint32_t nr_vcpus;
+	/* Where the UART's output goes; -1 discards it. */
+	int console_fd;
+	const char *kvm_path; /* NULL: /dev/kvm */
+};
+
+struct vm {
+	struct kvm_system kvm;
+	int fd;
+	struct guest_mem mem;
+	struct bus pio;
+	struct bus mmio;
+	struct ioapic ioapic;
+	struct serial serial;
+	struct i8042 i8042;
+	struct acpi_pm pm;
+	uint32_t nr_vcpus;
+	struct vcpu vcpus[VM_MAX_VCPUS];
+
+	/* Run state, shared by the vCPU threads and the I/O thread. */
+	pthread_mutex_t lock;
+	enum vm_exit_reason exit_reason;
+	int stop_eventfd;
+	struct ratelimit exit_rl;
+};
+
+/* Create the VM, its memory, platform devices and vCPUs (not yet booted). */
+int vm_create(const struct vm_params *params, struct vm **ret_vm, char *reason,
+	      size_t reason_len) __must_check;
+void vm_destroy(struct vm *vm);
+DEFINE_CLEANUP_FUNC(struct vm, vm_destroy)
+
+/* Load kernel, initrd, command line and ACPI tables; point the BSP at the entry. */
+int vm_load_linux(struct vm *vm, const struct vm_config *cfg, char *reason,
+		  size_t reason_len) __must_check;
+
+/*
+ * Run every vCPU on its own thread and serve console input from
+ * console_in_fd (-1 for none) and SIGINT/SIGTERM on the calling thread,
+ * until the guest powers off or resets or a signal arrives. The caller
+ * must have blocked SIGINT and SIGTERM (vm_block_signals()).
+ */
+enum vm_exit_reason vm_run(struct vm *vm, int console_in_fd);
+
+/* Block the signals vm_run() consumes; call before creating any thread. */
+int vm_block_signals(void) __must_check;
+
+/* Ask the VM to stop (first reason wins). Safe from any thread. */
+void vm_request_stop(struct vm *vm, enum vm_exit_reason reason);
+enum vm_exit_reason vm_get_exit_reason(struct vm *vm);
+
+/* vCPU level, used by vm.c and by tiny-guest tests. */
+int vcpu_init(struct vm *vm, uint32_t index) __must_check;
+void vcpu_destroy(struct vcpu *vcpu);
+/* Enter a kernel in long mode at `entry` with RSI = zero page (4 GiB identity map). */
+int vcpu_setup_long_mode(struct vcpu *vcpu, uint64_t entry, uint64_t rsi) __must_check;
+/* Enter in 32-bit protected mode, paging off (PVH), EBX = start info. */
+int vcpu_setup_protected_mode(struct vcpu *vcpu, uint64_t entry, uint64_t ebx) __must_check;
+/* Enter in real mode at cs_selector:ip. */
+int vcpu_setup_real_mode(struct vcpu *vcpu, uint16_t cs_selector, uint16_t ip) __must_check;
+/* Build the identity page tables and GDT that long-mode entry uses. */
+int vm_write_boot_tables(struct vm *vm) __must_check;
+
+/*
+ * Run the vCPU until its next exit and dispatch that exit (I/O to the
+ * buses, EOIs to the IOAPIC, power events to the VM). Returns the KVM
+ * exit reason, or -errno (-EINTR when interrupted).
+ */
+int vcpu_run_once(struct vcpu *vcpu);
