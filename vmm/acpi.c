@@ -8,6 +8,7 @@
 
 #include "acpi-pm.h"
 #include "acpi.h"
+#include "aml.h"
 #include "layout.h"
 
 #define OEM_ID	     "FVM   "
@@ -169,25 +170,65 @@ static void *area_alloc(struct table_area *a, size_t len, uint64_t *ret_gpa)
 	return memset(a->buf + off, 0, len);
 }
 
-/*
- * DSDT: only \_S5 for now, Package(){5, 0}: the SLP_TYP the guest writes
- * into the sleep control register to power off. AML encoding:
- * NameOp '_S5_' PackageOp PkgLength NumElements BytePrefix 5 ZeroOp.
- */
-static const uint8_t dsdt_aml[] = {
-	0x08, '_', 'S', '5', '_', 0x12, 0x05, 0x02, 0x0a, ACPI_PM_S5_SLEEP_TYPE, 0x00,
-};
-
-static int build_dsdt(struct table_area *a, uint64_t *ret_gpa)
+/* An EISA ID is three capitals and four hex digits; anything else is a string _HID. */
+static void emit_hid(struct aml *a, const char *hid)
 {
-	uint32_t len = sizeof(struct acpi_header) + sizeof(dsdt_aml);
-	uint8_t *t = area_alloc(a, len, ret_gpa);
+	if (aml_eisaid(hid) >= 0)
+		aml_name_eisaid(a, "_HID", hid);
+	else
+		aml_name_string(a, "_HID", hid);
+}
 
-	if (!t)
+static void emit_device(struct aml *a, const struct acpi_device *d)
+{
+	size_t dev = aml_device_begin(a, d->name);
+	size_t crs;
+
+	emit_hid(a, d->hid);
+	aml_name_integer(a, "_UID", d->uid);
+	crs = aml_crs_begin(a);
+	if (d->io_base)
+		aml_res_io(a, d->io_base, d->io_len);
+	if (d->mmio_base)
+		aml_res_memory32(a, d->mmio_base, d->mmio_len);
+	if (d->has_irq)
+		aml_res_interrupt_edge(a, d->gsi);
+	aml_crs_end(a, crs);
+	aml_end(a, dev);
+}
+
+/*
+ * DSDT: \_S5 (Package(){5, 0}, the SLP_TYP the guest writes into the
+ * sleep control register to power off) and the devices under \_SB.
+ */
+static int build_dsdt(struct table_area *t, const struct acpi_config *cfg, uint64_t *ret_gpa)
+{
+	static const uint8_t s5[] = { 0x08, '_', 'S', '5', '_', 0x12, 0x05, 0x02,
+				      0x0a, ACPI_PM_S5_SLEEP_TYPE, 0x00 };
+	uint8_t body[8192];
+	struct aml a;
+	size_t sb;
+	uint32_t len;
+	uint8_t *table;
+
+	if (cfg->nr_devices > ACPI_MAX_DEVICES)
+		return -EINVAL;
+	aml_init(&a, body, sizeof(body));
+	aml_bytes(&a, s5, sizeof(s5));
+	sb = aml_scope_begin(&a, "\\_SB_");
+	for (uint32_t i = 0; i < cfg->nr_devices; i++)
+		emit_device(&a, &cfg->devices[i]);
+	aml_end(&a, sb);
+	if (a.error)
+		return a.error;
+
+	len = (uint32_t)(sizeof(struct acpi_header) + a.len);
+	table = area_alloc(t, len, ret_gpa);
+	if (!table)
 		return -ENOSPC;
-	fill_header((struct acpi_header *)t, "DSDT", len, 2);
-	memcpy(t + sizeof(struct acpi_header), dsdt_aml, sizeof(dsdt_aml));
-	seal(t, len);
+	fill_header((struct acpi_header *)table, "DSDT", len, 2);
+	memcpy(table + sizeof(struct acpi_header), body, a.len);
+	seal(table, len);
 	return 0;
 }
 
@@ -296,7 +337,7 @@ int acpi_build(const struct acpi_config *cfg, uint8_t *buf, size_t size, uint64_
 	if (!rsdp)
 		return -ENOSPC;
 
-	r = build_dsdt(&a, &dsdt);
+	r = build_dsdt(&a, cfg, &dsdt);
 	if (r >= 0)
 		r = build_fadt(&a, dsdt, &tables[0]);
 	if (r >= 0)

@@ -9,15 +9,37 @@
  */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "memory.h"
 
+/*
+ * A device the DSDT describes under \_SB. Without a legacy PIC, Linux
+ * maps an interrupt to an IOAPIC pin only for devices described this way,
+ * so every device with an interrupt is listed here.
+ */
+struct acpi_device {
+	char name[5];	  /* four characters: "COM1", "VR00" */
+	const char *hid;  /* "PNP0501" (an EISA ID) or "LNRO0005" (a string) */
+	uint32_t uid;
+	uint16_t io_base; /* 0: no I/O ports */
+	uint8_t io_len;
+	uint32_t mmio_base; /* 0: no MMIO range */
+	uint32_t mmio_len;
+	bool has_irq;
+	uint32_t gsi;
+};
+
+enum { ACPI_MAX_DEVICES = 32 };
+
 struct acpi_config {
 	uint32_t nr_vcpus;
 	uint64_t ioapic_addr;
 	uint32_t ioapic_id;
+	const struct acpi_device *devices;
+	uint32_t nr_devices;
 };
 
 /*

@@ -12,7 +12,6 @@
 #include "layout.h"
 #include "vm.h"
 
-#define MSR_IA32_TSC		0x10
 #define MSR_IA32_SYSENTER_CS	0x174
 #define MSR_IA32_SYSENTER_ESP	0x175
 #define MSR_IA32_SYSENTER_EIP	0x176
@@ -77,7 +76,6 @@ static int set_initial_msrs(struct vcpu *vcpu)
 		{ MSR_IA32_SYSENTER_EIP, 0 }, { MSR_STAR, 0 },
 		{ MSR_CSTAR, 0 },	      { MSR_KERNEL_GS_BASE, 0 },
 		{ MSR_SYSCALL_MASK, 0 },      { MSR_LSTAR, 0 },
-		{ MSR_IA32_TSC, 0 },	      { MSR_IA32_MISC_ENABLE, MISC_ENABLE_FAST_STRING },
 		{ MSR_MTRR_DEF_TYPE, MTRR_DEF_TYPE_WB_ENABLED },
 	};
 	struct {

@@ -315,7 +315,13 @@ static int load_images(struct vm *vm, const struct vm_config *cfg, struct kernel
 
 int vm_load_linux(struct vm *vm, const struct vm_config *cfg, char *reason, size_t reason_len)
 {
-	struct acpi_config acpi = { .nr_vcpus = vm->nr_vcpus, .ioapic_addr = IOAPIC_BASE };
+	static const struct acpi_device com1 = {
+		.name = "COM1", .hid = "PNP0501", .uid = 0,
+		.io_base = SERIAL_COM1_BASE, .io_len = SERIAL_NR_PORTS,
+		.has_irq = true, .gsi = SERIAL_COM1_IRQ,
+	};
+	struct acpi_config acpi = { .nr_vcpus = vm->nr_vcpus, .ioapic_addr = IOAPIC_BASE,
+				    .devices = &com1, .nr_devices = 1 };
 	struct kernel_image kernel;
 	struct boot_info info = { 0 };
 	const char *why = NULL;
