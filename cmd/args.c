@@ -109,7 +109,8 @@ static int parse_vcpus(const char *s, uint32_t *ret, char *err, size_t err_len)
 
 	errno = 0;
 	v = strtoul(s, &end, 10);
-	if (errno || end == s || *end || s[0] == '-' || v < 1 || v > VM_MAX_VCPUS) {
+	/* strtoul accepts leading blanks and signs; a vCPU count is digits only. */
+	if (errno || end == s || *end || s[0] < '0' || s[0] > '9' || v < 1 || v > VM_MAX_VCPUS) {
 		snprintf(err, err_len, "--vcpus '%s': expected a number from 1 to %d", s,
 			 VM_MAX_VCPUS);
 		return -EINVAL;
@@ -196,7 +197,12 @@ int fvm_args_parse(int argc, char **argv, struct fvm_args *ret_args, char *err, 
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, ":", long_options, NULL)) != -1) {
 		if (opt == '?') {
-			snprintf(err, err_len, "unknown option '%s' (see --help)", argv[optind - 1]);
+			/* Inside a cluster like -xy getopt has not moved past the argument yet. */
+			if (optopt > 0 && optopt < 0x100)
+				snprintf(err, err_len, "unknown option '-%c' (see --help)", optopt);
+			else
+				snprintf(err, err_len, "unknown option '%s' (see --help)",
+					 argv[optind - 1]);
 			return -EINVAL;
 		}
 		if (opt == ':') {

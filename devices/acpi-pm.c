@@ -49,3 +49,14 @@ const struct bus_device_ops acpi_pm_ops = {
 	.read = acpi_pm_read,
 	.write = acpi_pm_write,
 };
+
+static const struct state_field acpi_pm_fields[] = {
+	STATE_FIELD(struct acpi_pm, sleep_status),
+};
+
+const struct state_desc acpi_pm_state_desc = {
+	.name = "acpi-pm",
+	.version = 1,
+	.fields = acpi_pm_fields,
+	.nr_fields = sizeof(acpi_pm_fields) / sizeof(acpi_pm_fields[0]),
+};

@@ -10,6 +10,7 @@
 
 #include "bus.h"
 #include "power.h"
+#include "state-desc.h"
 
 #define ACPI_PM_PORT_BASE	  0x600
 #define ACPI_PM_SLEEP_CONTROL	  0x600
@@ -26,5 +27,6 @@ struct acpi_pm {
 };
 
 extern const struct bus_device_ops acpi_pm_ops;
+extern const struct state_desc acpi_pm_state_desc;
 
 void acpi_pm_init(struct acpi_pm *pm, struct power_sink power);

@@ -88,3 +88,25 @@ const struct bus_device_ops i8042_command_ops = {
 	.read = i8042_command_read,
 	.write = i8042_command_write,
 };
+
+static int i8042_post_load(void *dev)
+{
+	struct i8042 *kbd = dev;
+
+	return state_check_bool(&kbd->has_pending);
+}
+
+static const struct state_field i8042_fields[] = {
+	STATE_FIELD(struct i8042, command_byte),
+	STATE_FIELD(struct i8042, pending_data),
+	STATE_FIELD(struct i8042, has_pending),
+	STATE_FIELD(struct i8042, awaiting_arg),
+};
+
+const struct state_desc i8042_state_desc = {
+	.name = "i8042",
+	.version = 1,
+	.fields = i8042_fields,
+	.nr_fields = sizeof(i8042_fields) / sizeof(i8042_fields[0]),
+	.post_load = i8042_post_load,
+};

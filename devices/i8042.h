@@ -9,6 +9,7 @@
 
 #include "bus.h"
 #include "power.h"
+#include "state-desc.h"
 
 #define I8042_DATA_PORT	   0x60
 #define I8042_COMMAND_PORT 0x64
@@ -25,5 +26,6 @@ struct i8042 {
 
 extern const struct bus_device_ops i8042_data_ops;
 extern const struct bus_device_ops i8042_command_ops;
+extern const struct state_desc i8042_state_desc;
 
 void i8042_init(struct i8042 *kbd, struct power_sink power);

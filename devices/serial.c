@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "serial.h"
+#include "util.h"
 
 enum {
 	REG_RBR_THR_DLL = 0,
@@ -276,3 +277,34 @@ uint32_t serial_receive(struct serial *s, const uint8_t *buf, uint32_t len)
 	pthread_mutex_unlock(&s->lock);
 	return n;
 }
+
+static int serial_post_load(void *dev)
+{
+	struct serial *s = dev;
+
+	if (s->rx_head >= SERIAL_FIFO_SIZE || s->rx_count > SERIAL_FIFO_SIZE)
+		return -EINVAL;
+	if ((s->ier & ~0x0fu) || (s->mcr & ~0x1fu))
+		return -EINVAL;
+	if (state_check_bool(&s->thre_pending) || state_check_bool(&s->irq_level))
+		return -EINVAL;
+	return 0;
+}
+
+static const struct state_field serial_fields[] = {
+	STATE_FIELD(struct serial, ier),      STATE_FIELD(struct serial, lcr),
+	STATE_FIELD(struct serial, mcr),      STATE_FIELD(struct serial, lsr_errors),
+	STATE_FIELD(struct serial, msr),      STATE_FIELD(struct serial, scr),
+	STATE_FIELD(struct serial, dll),      STATE_FIELD(struct serial, dlm),
+	STATE_FIELD(struct serial, fcr),      STATE_FIELD(struct serial, thre_pending),
+	STATE_FIELD(struct serial, irq_level), STATE_FIELD(struct serial, rx),
+	STATE_FIELD(struct serial, rx_head),  STATE_FIELD(struct serial, rx_count),
+};
+
+const struct state_desc serial_state_desc = {
+	.name = "serial",
+	.version = 1,
+	.fields = serial_fields,
+	.nr_fields = ARRAY_SIZE(serial_fields),
+	.post_load = serial_post_load,
+};

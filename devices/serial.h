@@ -12,6 +12,7 @@
 
 #include "bus.h"
 #include "irq.h"
+#include "state-desc.h"
 
 #define SERIAL_COM1_BASE 0x3f8
 #define SERIAL_COM1_IRQ	 4
@@ -35,6 +36,7 @@ struct serial {
 };
 
 extern const struct bus_device_ops serial_ops;
+extern const struct state_desc serial_state_desc;
 
 void serial_init(struct serial *s, int out_fd, struct irq_line irq);
 void serial_destroy(struct serial *s);

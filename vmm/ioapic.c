@@ -74,12 +74,25 @@ static void publish_routes(struct ioapic *ioapic)
 
 	if (!ioapic->backend.set_routes)
 		return;
+	/*
+	 * A pin keeps its route while masked: Linux masks a level pin with
+	 * Remote IRR set and EOIs it afterwards (when it moves an IRQ), and
+	 * that EOI must still reach us. Only never-programmed pins (vector
+	 * below 16, reserved for exceptions) are left unrouted.
+	 */
 	for (uint32_t i = 0; i < IOAPIC_NR_PINS; i++) {
-		routed[i] = !(ioapic->redir[i] & RTE_MASKED);
+		routed[i] = (ioapic->redir[i] & RTE_VECTOR_MASK) >= 0x10;
 		msi[i] = ioapic_entry_to_msi(ioapic->redir[i]);
 	}
 	if (ioapic->backend.set_routes(ioapic->backend.opaque, routed, msi) < 0)
 		ioapic->route_errors++;
+}
+
+void ioapic_republish(struct ioapic *ioapic)
+{
+	pthread_mutex_lock(&ioapic->lock);
+	publish_routes(ioapic);
+	pthread_mutex_unlock(&ioapic->lock);
 }
 
 /* Deliver whatever is pending and deliverable. Called with the lock held. */
@@ -239,4 +252,32 @@ const struct bus_device_ops ioapic_ops = {
 	.access_sizes = BUS_ACCESS_4,
 	.read = ioapic_read,
 	.write = ioapic_write,
+};
+
+static int ioapic_post_load(void *dev)
+{
+	struct ioapic *ioapic = dev;
+	uint32_t pins = (1u << IOAPIC_NR_PINS) - 1;
+
+	if (ioapic->id > 0x0f || ioapic->ioregsel > 0xff)
+		return -EINVAL;
+	if ((ioapic->line_level & ~pins) || (ioapic->irr & ~pins))
+		return -EINVAL;
+	return 0;
+}
+
+static const struct state_field ioapic_fields[] = {
+	STATE_FIELD(struct ioapic, id),
+	STATE_FIELD(struct ioapic, ioregsel),
+	STATE_FIELD(struct ioapic, redir),
+	STATE_FIELD(struct ioapic, line_level),
+	STATE_FIELD(struct ioapic, irr),
+};
+
+const struct state_desc ioapic_state_desc = {
+	.name = "ioapic",
+	.version = 1,
+	.fields = ioapic_fields,
+	.nr_fields = ARRAY_SIZE(ioapic_fields),
+	.post_load = ioapic_post_load,
 };

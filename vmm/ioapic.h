@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "bus.h"
+#include "state-desc.h"
 
 #define IOAPIC_BASE    0xfec00000ull
 #define IOAPIC_SIZE    0x1000
@@ -28,7 +29,7 @@ struct ioapic_msi {
 struct ioapic_backend {
 	/* Deliver one interrupt message to the LAPICs. */
 	int (*send_msi)(void *opaque, const struct ioapic_msi *msi);
-	/* New routes: pin i is routed when routed[i], as msi[i]. */
+	/* New routes: pin i is routed when routed[i] (programmed, masked or not), as msi[i]. */
 	int (*set_routes)(void *opaque, const bool routed[IOAPIC_NR_PINS],
 			  const struct ioapic_msi msi[IOAPIC_NR_PINS]);
 	void *opaque;
@@ -48,6 +49,7 @@ struct ioapic {
 };
 
 extern const struct bus_device_ops ioapic_ops;
+extern const struct state_desc ioapic_state_desc;
 
 void ioapic_init(struct ioapic *ioapic, struct ioapic_backend backend);
 void ioapic_destroy(struct ioapic *ioapic);
@@ -57,6 +59,9 @@ void ioapic_set_level(void *ioapic, uint32_t pin, bool level);
 
 /* An EOI for `vector` reached the IOAPIC (KVM_EXIT_IOAPIC_EOI or EOI register). */
 void ioapic_eoi(struct ioapic *ioapic, uint8_t vector);
+
+/* Send the current pin routes to the backend again (after a restore). */
+void ioapic_republish(struct ioapic *ioapic);
 
 /* The message a redirection entry describes (exposed for tests). */
 struct ioapic_msi ioapic_entry_to_msi(uint64_t entry);

@@ -75,6 +75,16 @@ void guest_mem_destroy(struct guest_mem *mem)
 	mem->memfd = -1;
 }
 
+int guest_mem_remap_private(struct guest_mem *mem)
+{
+	void *p = mmap(mem->host, mem->size, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_FIXED | MAP_NORESERVE, mem->memfd, 0);
+
+	if (p == MAP_FAILED)
+		return neg_errno();
+	return 0;
+}
+
 void *guest_mem_ptr(const struct guest_mem *mem, uint64_t gpa, uint64_t len)
 {
 	if (len == 0)

@@ -35,6 +35,13 @@ int guest_mem_create(uint64_t size, struct guest_mem *ret_mem) __must_check;
 void guest_mem_destroy(struct guest_mem *mem);
 
 /*
+ * Replace the shared mapping with a private one at the same address: from
+ * now on this process's writes are copy-on-write and never reach the
+ * memfd, which other processes (the template, its clones) share.
+ */
+int guest_mem_remap_private(struct guest_mem *mem) __must_check;
+
+/*
  * Host pointer for [gpa, gpa + len) when it lies entirely inside one RAM
  * region, else NULL. len 0 is treated as 1.
  */

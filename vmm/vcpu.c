@@ -114,11 +114,11 @@ static int set_initial_fpu(struct vcpu *vcpu)
 	return 0;
 }
 
-int vcpu_init(struct vm *vm, uint32_t index)
+int vcpu_create(struct vm *vm, uint32_t index)
 {
 	struct vcpu *vcpu = &vm->vcpus[index];
 	void *run;
-	int fd, r;
+	int fd;
 
 	memset(vcpu, 0, sizeof(*vcpu));
 	vcpu->vm = vm;
@@ -134,6 +134,12 @@ int vcpu_init(struct vm *vm, uint32_t index)
 	if (run == MAP_FAILED)
 		return neg_errno();
 	vcpu->run = run;
+	return 0;
+}
+
+int vcpu_init_defaults(struct vcpu *vcpu)
+{
+	int r;
 
 	r = set_cpuid(vcpu);
 	if (r < 0)

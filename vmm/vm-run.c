@@ -28,6 +28,8 @@ void vm_request_stop(struct vm *vm, enum vm_exit_reason reason)
 	pthread_mutex_lock(&vm->lock);
 	if (vm->exit_reason == VM_EXIT_NONE)
 		vm->exit_reason = reason;
+	/* Parked vCPUs must wake up to see the stop. */
+	pthread_cond_broadcast(&vm->cond);
 	pthread_mutex_unlock(&vm->lock);
 	n = write(vm->stop_eventfd, &one, sizeof(one));
 	(void)n;
@@ -64,32 +66,93 @@ int vm_block_signals(void)
 	return -pthread_sigmask(SIG_BLOCK, &set, NULL);
 }
 
+static void kick_vcpus(struct vm *vm);
+
+/*
+ * Park here while a pause is requested. Returns false when the VM is
+ * stopping. Parking happens only between KVM_RUN calls, so the vCPU's
+ * state is complete (no half-done exit) when vm_pause() returns.
+ */
+static bool vcpu_park_if_paused(struct vcpu *vcpu)
+{
+	struct vm *vm = vcpu->vm;
+	bool running;
+
+	pthread_mutex_lock(&vm->lock);
+	if (vm->pause_requested && vm->exit_reason == VM_EXIT_NONE) {
+		vm->vcpus_parked++;
+		pthread_cond_broadcast(&vm->cond);
+		while (vm->pause_requested && vm->exit_reason == VM_EXIT_NONE)
+			pthread_cond_wait(&vm->cond, &vm->lock);
+		vm->vcpus_parked--;
+	}
+	running = vm->exit_reason == VM_EXIT_NONE;
+	pthread_mutex_unlock(&vm->lock);
+	return running;
+}
+
+void vm_pause(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->lock);
+	vm->pause_requested = true;
+	pthread_mutex_unlock(&vm->lock);
+	kick_vcpus(vm);
+
+	pthread_mutex_lock(&vm->lock);
+	while (vm->vcpus_parked < vm->vcpus_running && vm->exit_reason == VM_EXIT_NONE)
+		pthread_cond_wait(&vm->cond, &vm->lock);
+	pthread_mutex_unlock(&vm->lock);
+}
+
+void vm_resume(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->lock);
+	vm->pause_requested = false;
+	pthread_cond_broadcast(&vm->cond);
+	pthread_mutex_unlock(&vm->lock);
+}
+
+bool vm_is_paused(struct vm *vm)
+{
+	bool paused;
+
+	pthread_mutex_lock(&vm->lock);
+	paused = vm->pause_requested && vm->vcpus_parked == vm->vcpus_running;
+	pthread_mutex_unlock(&vm->lock);
+	return paused;
+}
+
 static void *vcpu_thread(void *arg)
 {
 	struct vcpu *vcpu = arg;
+	struct vm *vm = vcpu->vm;
 	sigset_t set;
 
 	sigemptyset(&set);
 	sigaddset(&set, VCPU_KICK_SIGNAL);
 	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 
-	while (vm_get_exit_reason(vcpu->vm) == VM_EXIT_NONE) {
+	while (vcpu_park_if_paused(vcpu)) {
 		int r = vcpu_run_once(vcpu);
 
 		if (r == -EINTR)
 			continue;
 		if (r < 0) {
 			log_err("vCPU %u: KVM_RUN failed: %s", vcpu->index, strerror(-r));
-			vm_request_stop(vcpu->vm, VM_EXIT_ERROR);
+			vm_request_stop(vm, VM_EXIT_ERROR);
 			break;
 		}
 		if (r == KVM_EXIT_FAIL_ENTRY || r == KVM_EXIT_INTERNAL_ERROR) {
 			log_err("vCPU %u: KVM could not run the guest (exit %d, suberror %u)",
 				vcpu->index, r, vcpu->run->internal.suberror);
-			vm_request_stop(vcpu->vm, VM_EXIT_ERROR);
+			vm_request_stop(vm, VM_EXIT_ERROR);
 			break;
 		}
 	}
+	pthread_mutex_lock(&vm->lock);
+	vm->vcpus_running--;
+	pthread_cond_broadcast(&vm->cond);
+	pthread_mutex_unlock(&vm->lock);
 	return NULL;
 }
 
@@ -192,9 +255,16 @@ enum vm_exit_reason vm_run(struct vm *vm, int console_in_fd)
 {
 	for (uint32_t i = 0; i < vm->nr_vcpus; i++) {
 		struct vcpu *vcpu = &vm->vcpus[i];
-		int r = pthread_create(&vcpu->thread, NULL, vcpu_thread, vcpu);
+		int r;
 
+		pthread_mutex_lock(&vm->lock);
+		vm->vcpus_running++;
+		pthread_mutex_unlock(&vm->lock);
+		r = pthread_create(&vcpu->thread, NULL, vcpu_thread, vcpu);
 		if (r != 0) {
+			pthread_mutex_lock(&vm->lock);
+			vm->vcpus_running--;
+			pthread_mutex_unlock(&vm->lock);
 			log_err("cannot start vCPU thread %u: %s", i, strerror(r));
 			vm_request_stop(vm, VM_EXIT_ERROR);
 			break;

@@ -111,15 +111,8 @@ static int create_kvm_vm(struct vm *vm, char *reason, size_t len)
 	return 0;
 }
 
-static int map_memory(struct vm *vm, uint64_t size, char *reason, size_t len)
+static int register_memory(struct vm *vm, char *reason, size_t len)
 {
-	int r = guest_mem_create(size, &vm->mem);
-
-	if (r < 0) {
-		snprintf(reason, len, "cannot allocate %llu MiB of guest memory: %s",
-			 (unsigned long long)(size >> 20), strerror(-r));
-		return r;
-	}
 	for (uint32_t i = 0; i < vm->mem.nr_regions; i++) {
 		const struct guest_region *g = &vm->mem.regions[i];
 		struct kvm_userspace_memory_region slot = {
@@ -169,6 +162,65 @@ static int attach_platform_devices(struct vm *vm, int console_fd)
 	return r;
 }
 
+/* Create vCPU `index`: the fd and its kvm_run mapping, no state yet. */
+static int create_vcpus(struct vm *vm, bool with_defaults, char *reason, size_t len)
+{
+	for (uint32_t i = 0; i < vm->nr_vcpus; i++) {
+		int r = vcpu_create(vm, i);
+
+		if (r >= 0 && with_defaults)
+			r = vcpu_init_defaults(&vm->vcpus[i]);
+		if (r < 0) {
+			snprintf(reason, len, "cannot create vCPU %u: %s", i, strerror(-r));
+			return r;
+		}
+	}
+	return 0;
+}
+
+int vm_recreate_kvm(struct vm *vm, char *reason, size_t reason_len)
+{
+	int r;
+
+	/*
+	 * The inherited VM and vCPU fds belong to the parent's address space:
+	 * drop them (the /dev/kvm fd is not tied to one and is reused).
+	 */
+	for (uint32_t i = 0; i < VM_MAX_VCPUS; i++) {
+		vcpu_destroy(&vm->vcpus[i]);
+		vm->vcpus[i].thread_started = false;
+	}
+	if (vm->fd >= 0)
+		close(vm->fd);
+	vm->fd = -1;
+	vm->exit_reason = VM_EXIT_NONE;
+	vm->pause_requested = false;
+	vm->vcpus_running = vm->vcpus_parked = 0;
+	/* Locks may have been copied mid-use by another thread of the parent. */
+	pthread_mutex_init(&vm->lock, NULL);
+	pthread_cond_init(&vm->cond, NULL);
+	pthread_mutex_init(&vm->serial.lock, NULL);
+	pthread_mutex_init(&vm->ioapic.lock, NULL);
+
+	if (vm->stop_eventfd >= 0)
+		close(vm->stop_eventfd);
+	vm->stop_eventfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (vm->stop_eventfd < 0)
+		return neg_errno();
+
+	r = guest_mem_remap_private(&vm->mem);
+	if (r < 0) {
+		snprintf(reason, reason_len, "cannot remap guest memory private: %s", strerror(-r));
+		return r;
+	}
+	r = create_kvm_vm(vm, reason, reason_len);
+	if (r >= 0)
+		r = register_memory(vm, reason, reason_len);
+	if (r >= 0)
+		r = create_vcpus(vm, false, reason, reason_len);
+	return r;
+}
+
 int vm_create(const struct vm_params *params, struct vm **ret_vm, char *reason, size_t reason_len)
 {
 	_cleanup_(vm_destroyp) struct vm *vm = NULL;
@@ -188,6 +240,7 @@ int vm_create(const struct vm_params *params, struct vm **ret_vm, char *reason, 
 	for (uint32_t i = 0; i < VM_MAX_VCPUS; i++)
 		vm->vcpus[i].fd = -1;
 	pthread_mutex_init(&vm->lock, NULL);
+	pthread_cond_init(&vm->cond, NULL);
 
 	r = kvm_open(params->kvm_path ? params->kvm_path : "/dev/kvm", &vm->kvm, reason,
 		     reason_len);
@@ -196,7 +249,13 @@ int vm_create(const struct vm_params *params, struct vm **ret_vm, char *reason, 
 	r = create_kvm_vm(vm, reason, reason_len);
 	if (r < 0)
 		return r;
-	r = map_memory(vm, params->mem_bytes, reason, reason_len);
+	r = guest_mem_create(params->mem_bytes, &vm->mem);
+	if (r < 0) {
+		snprintf(reason, reason_len, "cannot allocate %llu MiB of guest memory: %s",
+			 (unsigned long long)(params->mem_bytes >> 20), strerror(-r));
+		return r;
+	}
+	r = register_memory(vm, reason, reason_len);
 	if (r < 0)
 		return r;
 
@@ -211,13 +270,9 @@ int vm_create(const struct vm_params *params, struct vm **ret_vm, char *reason, 
 	}
 
 	vm->nr_vcpus = params->nr_vcpus;
-	for (uint32_t i = 0; i < vm->nr_vcpus; i++) {
-		r = vcpu_init(vm, i);
-		if (r < 0) {
-			snprintf(reason, reason_len, "cannot create vCPU %u: %s", i, strerror(-r));
-			return r;
-		}
-	}
+	r = create_vcpus(vm, true, reason, reason_len);
+	if (r < 0)
+		return r;
 	*ret_vm = TAKE_PTR(vm);
 	return 0;
 }
@@ -236,6 +291,7 @@ void vm_destroy(struct vm *vm)
 	if (vm->fd >= 0)
 		close(vm->fd);
 	kvm_close(&vm->kvm);
+	pthread_cond_destroy(&vm->cond);
 	pthread_mutex_destroy(&vm->lock);
 	free(vm);
 }

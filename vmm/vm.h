@@ -82,8 +82,13 @@ struct vm {
 
 	/* Run state, shared by the vCPU threads and the I/O thread. */
 	pthread_mutex_t lock;
+	pthread_cond_t cond;
 	enum vm_exit_reason exit_reason;
 	int stop_eventfd;
+	/* Pause: vCPU threads park on `cond` while pause_requested is set. */
+	bool pause_requested;
+	uint32_t vcpus_running;
+	uint32_t vcpus_parked;
 	struct ratelimit exit_rl;
 };
 
@@ -108,12 +113,32 @@ enum vm_exit_reason vm_run(struct vm *vm, int console_in_fd);
 /* Block the signals vm_run() consumes; call before creating any thread. */
 int vm_block_signals(void) __must_check;
 
+/*
+ * Pause every vCPU at an instruction boundary (out of KVM_RUN, parked) and
+ * wait until they all are; resume lets them go. Safe from any thread but
+ * the vCPU threads themselves. A VM whose threads are not running (not
+ * started, or stopped) counts as paused.
+ */
+void vm_pause(struct vm *vm);
+void vm_resume(struct vm *vm);
+bool vm_is_paused(struct vm *vm);
+
 /* Ask the VM to stop (first reason wins). Safe from any thread. */
 void vm_request_stop(struct vm *vm, enum vm_exit_reason reason);
 enum vm_exit_reason vm_get_exit_reason(struct vm *vm);
 
+/*
+ * In a fork child: drop the parent's KVM VM and vCPUs, remap guest memory
+ * MAP_PRIVATE (copy-on-write against the parent's memfd), and create a
+ * fresh KVM VM with the same memory slots and vCPU count, with no vCPU
+ * state yet (vm_state_restore() provides it). Device models are kept.
+ */
+int vm_recreate_kvm(struct vm *vm, char *reason, size_t reason_len) __must_check;
+
 /* vCPU level, used by vm.c and by tiny-guest tests. */
-int vcpu_init(struct vm *vm, uint32_t index) __must_check;
+int vcpu_create(struct vm *vm, uint32_t index) __must_check;
+/* Boot-time CPUID, MSRs and FPU of a new vCPU. */
+int vcpu_init_defaults(struct vcpu *vcpu) __must_check;
 void vcpu_destroy(struct vcpu *vcpu);
 /* Enter a kernel in long mode at `entry` with RSI = zero page (4 GiB identity map). */
 int vcpu_setup_long_mode(struct vcpu *vcpu, uint64_t entry, uint64_t rsi) __must_check;

@@ -1,0 +1,54 @@
+// SPDX-License-Identifier: MIT
+/*
+ * VM-wide state: the vCPUs and kvmclock. The IOAPIC, UART and other
+ * device models save through their state descriptions (snapshot/).
+ *
+ * There is no in-kernel PIC or PIT to save: the split irqchip keeps only
+ * the LAPICs in KVM (saved per vCPU) and fvm runs without a PIT.
+ */
+#include <string.h>
+#include <sys/ioctl.h>
+
+#include "vm-state.h"
+#include "vm.h"
+
+int vm_state_capture(struct vm *vm, struct vm_state *st)
+{
+	int r;
+
+	memset(st, 0, sizeof(*st));
+	st->mem_bytes = vm->mem.size;
+	st->nr_vcpus = vm->nr_vcpus;
+	for (uint32_t i = 0; i < vm->nr_vcpus; i++) {
+		r = vcpu_state_capture(&vm->vcpus[i], &st->vcpus[i]);
+		if (r < 0)
+			return r;
+	}
+	if (ioctl(vm->fd, KVM_GET_CLOCK, &st->clock) < 0)
+		return neg_errno();
+	return 0;
+}
+
+int vm_state_restore(struct vm *vm, const struct vm_state *st)
+{
+	struct kvm_clock_data clock = { .clock = st->clock.clock };
+	int r;
+
+	if (st->nr_vcpus != vm->nr_vcpus || st->mem_bytes != vm->mem.size)
+		return -EINVAL;
+	for (uint32_t i = 0; i < vm->nr_vcpus; i++) {
+		r = vcpu_state_restore(&vm->vcpus[i], &st->vcpus[i]);
+		if (r < 0)
+			return r;
+	}
+	/*
+	 * kvmclock last: it continues from the captured value, so the guest
+	 * sees no time pass while it was paused, and setting it after the
+	 * vCPUs' kvmclock MSRs makes KVM publish the final offset to them.
+	 */
+	if (ioctl(vm->fd, KVM_SET_CLOCK, &clock) < 0)
+		return neg_errno();
+	/* The new KVM VM has no pin routes yet: republish the IOAPIC's. */
+	ioapic_republish(&vm->ioapic);
+	return 0;
+}
