@@ -57,6 +57,7 @@ static const struct state_field acpi_pm_fields[] = {
 const struct state_desc acpi_pm_state_desc = {
 	.name = "acpi-pm",
 	.version = 1,
+	.size = sizeof(struct acpi_pm),
 	.fields = acpi_pm_fields,
 	.nr_fields = sizeof(acpi_pm_fields) / sizeof(acpi_pm_fields[0]),
 };

@@ -106,6 +106,7 @@ static const struct state_field i8042_fields[] = {
 const struct state_desc i8042_state_desc = {
 	.name = "i8042",
 	.version = 1,
+	.size = sizeof(struct i8042),
 	.fields = i8042_fields,
 	.nr_fields = sizeof(i8042_fields) / sizeof(i8042_fields[0]),
 	.post_load = i8042_post_load,

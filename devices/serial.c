@@ -304,6 +304,7 @@ static const struct state_field serial_fields[] = {
 const struct state_desc serial_state_desc = {
 	.name = "serial",
 	.version = 1,
+	.size = sizeof(struct serial),
 	.fields = serial_fields,
 	.nr_fields = ARRAY_SIZE(serial_fields),
 	.post_load = serial_post_load,

@@ -277,6 +277,7 @@ static const struct state_field ioapic_fields[] = {
 const struct state_desc ioapic_state_desc = {
 	.name = "ioapic",
 	.version = 1,
+	.size = sizeof(struct ioapic),
 	.fields = ioapic_fields,
 	.nr_fields = ARRAY_SIZE(ioapic_fields),
 	.post_load = ioapic_post_load,

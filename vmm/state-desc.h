@@ -25,6 +25,8 @@ struct state_field {
 struct state_desc {
 	const char *name;
 	uint32_t version;
+	/* sizeof the device struct: restore validates a scratch copy first. */
+	size_t size;
 	const struct state_field *fields;
 	size_t nr_fields;
 	int (*post_load)(void *dev);
@@ -34,3 +36,9 @@ static inline int state_check_bool(const void *p)
 {
 	return *(const unsigned char *)p <= 1 ? 0 : -22 /* EINVAL */;
 }
+
+/* A device taking part in save/restore: its description and its struct. */
+struct state_device {
+	const struct state_desc *desc;
+	void *dev;
+};

@@ -277,6 +277,20 @@ int vm_create(const struct vm_params *params, struct vm **ret_vm, char *reason, 
 	return 0;
 }
 
+uint32_t vm_state_devices(struct vm *vm, struct state_device *out, uint32_t max)
+{
+	struct state_device all[] = {
+		{ &ioapic_state_desc, &vm->ioapic },
+		{ &serial_state_desc, &vm->serial },
+		{ &i8042_state_desc, &vm->i8042 },
+		{ &acpi_pm_state_desc, &vm->pm },
+	};
+	uint32_t n = MIN((uint32_t)ARRAY_SIZE(all), max);
+
+	memcpy(out, all, n * sizeof(all[0]));
+	return n;
+}
+
 void vm_destroy(struct vm *vm)
 {
 	if (!vm)

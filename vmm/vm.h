@@ -135,6 +135,10 @@ enum vm_exit_reason vm_get_exit_reason(struct vm *vm);
  */
 int vm_recreate_kvm(struct vm *vm, char *reason, size_t reason_len) __must_check;
 
+/* The devices whose state a snapshot or fork carries, in a fixed order. */
+enum { VM_MAX_STATE_DEVICES = 16 };
+uint32_t vm_state_devices(struct vm *vm, struct state_device *out, uint32_t max);
+
 /* vCPU level, used by vm.c and by tiny-guest tests. */
 int vcpu_create(struct vm *vm, uint32_t index) __must_check;
 /* Boot-time CPUID, MSRs and FPU of a new vCPU. */
