@@ -9,7 +9,7 @@
 #include "vm-state.h"
 #include "vm.h"
 
-static uint64_t now_ns(void)
+uint64_t fork_now_ns(void)
 {
 	struct timespec ts;
 
@@ -17,35 +17,40 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-static int capture_blob(struct vm *vm, void **ret_blob, size_t *ret_len)
+/*
+ * Capture the paused VM into a state blob and decode it straight back:
+ * every fork goes through the snapshot format (and its validation), but
+ * only once, in the parent; the children inherit the decoded state
+ * copy-on-write and do nothing but KVM work.
+ */
+static int capture_state(struct vm *vm, struct vm_state **ret_st, char *reason, size_t len)
 {
-	_cleanup_free_ struct vm_state *st = calloc(1, sizeof(*st));
+	_cleanup_(vm_state_freep) struct vm_state *st = vm_state_new(vm->nr_vcpus);
 	struct state_device devs[VM_MAX_STATE_DEVICES];
 	uint32_t n = vm_state_devices(vm, devs, VM_MAX_STATE_DEVICES);
+	_cleanup_free_ void *blob = NULL;
+	size_t blob_len;
 	int r;
 
 	if (!st)
 		return -ENOMEM;
 	r = vm_state_capture(vm, st);
-	if (r < 0)
+	if (r < 0) {
+		snprintf(reason, len, "capturing the VM state failed: %s", strerror(-r));
 		return r;
-	return state_encode(st, devs, n, ret_blob, ret_len);
+	}
+	r = state_encode(st, devs, n, &blob, &blob_len);
+	if (r < 0) {
+		snprintf(reason, len, "encoding the VM state failed: %s", strerror(-r));
+		return r;
+	}
+	return state_decode(blob, blob_len, ret_st, devs, n, reason, len);
 }
 
-int fork_restore_clone(struct vm *vm, const void *blob, size_t len, char *reason,
-		       size_t reason_len)
+int fork_restore_clone(struct vm *vm, const struct vm_state *st, char *reason, size_t reason_len)
 {
-	_cleanup_free_ struct vm_state *st = calloc(1, sizeof(*st));
-	struct state_device devs[VM_MAX_STATE_DEVICES];
-	uint32_t n = vm_state_devices(vm, devs, VM_MAX_STATE_DEVICES);
-	int r;
+	int r = vm_recreate_kvm(vm, reason, reason_len);
 
-	if (!st)
-		return -ENOMEM;
-	r = vm_recreate_kvm(vm, reason, reason_len);
-	if (r < 0)
-		return r;
-	r = state_decode(blob, len, st, devs, n, reason, reason_len);
 	if (r < 0)
 		return r;
 	r = vm_state_restore(vm, st);
@@ -54,11 +59,11 @@ int fork_restore_clone(struct vm *vm, const void *blob, size_t len, char *reason
 	return r;
 }
 
-static void __attribute__((noreturn)) run_child(struct vm *vm, const void *blob, size_t len,
+static void __attribute__((noreturn)) run_child(struct vm *vm, const struct vm_state *st,
 						 uint32_t index, fork_child_fn child, void *opaque)
 {
 	char reason[256] = "";
-	int r = fork_restore_clone(vm, blob, len, reason, sizeof(reason));
+	int r = fork_restore_clone(vm, st, reason, sizeof(reason));
 
 	if (r < 0) {
 		log_err("clone %u: %s", index, reason[0] ? reason : strerror(-r));
@@ -70,23 +75,28 @@ static void __attribute__((noreturn)) run_child(struct vm *vm, const void *blob,
 int fork_clones(struct vm *vm, uint32_t count, fork_child_fn child, void *opaque,
 		pid_t *ret_pids, struct fork_stats *ret_stats)
 {
-	_cleanup_free_ void *blob = NULL;
-	struct fork_stats stats = { 0 };
-	size_t len;
-	uint64_t t0 = now_ns();
+	_cleanup_(vm_state_freep) struct vm_state *st = NULL;
+	struct fork_stats stats = { .clone_start_ns = ret_stats ? ret_stats->clone_start_ns : NULL };
+	uint64_t t0 = fork_now_ns();
+	char reason[256] = "";
 	int r;
 
 	if (count == 0 || count > FORK_MAX_CLONES)
 		return -EINVAL;
-	r = capture_blob(vm, &blob, &len);
-	if (r < 0)
+	r = capture_state(vm, &st, reason, sizeof(reason));
+	if (r < 0) {
+		log_err("fork: %s", reason[0] ? reason : strerror(-r));
 		return r;
-	stats.capture_ns = now_ns() - t0;
+	}
+	stats.capture_ns = fork_now_ns() - t0;
 
 	for (uint32_t i = 0; i < count; i++) {
-		uint64_t t = now_ns();
-		pid_t pid = fork();
+		uint64_t t = fork_now_ns();
+		pid_t pid;
 
+		if (stats.clone_start_ns)
+			stats.clone_start_ns[i] = t;
+		pid = fork();
 		if (pid < 0) {
 			/* The clones made so far run on; the caller sees how many. */
 			r = neg_errno();
@@ -95,8 +105,8 @@ int fork_clones(struct vm *vm, uint32_t count, fork_child_fn child, void *opaque
 			break;
 		}
 		if (pid == 0)
-			run_child(vm, blob, len, i, child, opaque);
-		stats.total_fork_ns += now_ns() - t;
+			run_child(vm, st, i, child, opaque);
+		stats.total_fork_ns += fork_now_ns() - t;
 		ret_pids[i] = pid;
 	}
 	if (ret_stats)

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Fork N clones of a paused VM. The VM's whole state is captured once
- * into a state blob (the snapshot format); then the VMM process fork()s
- * once per clone. Each child drops the parent's KVM objects, maps guest
+ * into a state blob (the snapshot format) and decoded back in the parent;
+ * then the VMM process fork()s once per clone. Each child drops the parent's KVM objects, maps guest
  * memory MAP_PRIVATE over the same memfd (pages stay shared until
  * written), creates a fresh KVM VM and vCPUs, restores the blob and runs
  * whatever the caller's child function does with the clone.
@@ -26,18 +26,26 @@ struct fork_stats {
 	uint64_t capture_ns;
 	/* Parent side: time spent in fork() for each clone. */
 	uint64_t total_fork_ns;
+	/* Optional, caller-provided (count entries): CLOCK_MONOTONIC ns at each clone's fork(). */
+	uint64_t *clone_start_ns;
 };
 
 /*
- * Fork `count` clones of a paused vm. ret_pids[i] gets clone i's pid. The
+ * Fork `count` clones of a paused vm. ret_pids[i] gets clone i's pid;
+ * stats (optional) is filled in, clone_start_ns kept as given. The
  * template's memfd must not be written afterwards: keep it paused, or
  * call fork_template_go_private() before resuming it.
  */
 int fork_clones(struct vm *vm, uint32_t count, fork_child_fn child, void *opaque,
-		pid_t *ret_pids, struct fork_stats *ret_stats) __must_check;
+		pid_t *ret_pids, struct fork_stats *stats) __must_check;
 
-/* In a child: make `vm` a running-ready clone of the state in blob. */
-int fork_restore_clone(struct vm *vm, const void *blob, size_t len, char *reason,
+/* CLOCK_MONOTONIC in nanoseconds, the clock fork_stats uses. */
+uint64_t fork_now_ns(void);
+
+struct vm_state;
+
+/* In a child: make `vm` a ready-to-run clone holding state st. */
+int fork_restore_clone(struct vm *vm, const struct vm_state *st, char *reason,
 		       size_t reason_len) __must_check;
 
 /* Let a forked template run again without touching the memfd its clones share. */

@@ -295,31 +295,45 @@ static int decode_vcpu(struct decoder *d, uint32_t index, struct vcpu_state *v)
 	return r;
 }
 
-static int decode_vm(struct decoder *d, struct vm_state *st)
+static int decode_vm_header(struct decoder *d, int node, uint64_t *ret_mem, uint32_t *ret_nr)
 {
+	int r = read_u64(d, node, "vm", "mem-bytes", ret_mem);
+
+	if (r >= 0)
+		r = read_u32(d, node, "vm", "nr-vcpus", ret_nr);
+	if (r < 0)
+		return r;
+	if (*ret_nr < 1 || *ret_nr > VM_MAX_VCPUS)
+		return fail(d, "state file has %u vCPUs (1 to %d allowed)", *ret_nr, VM_MAX_VCPUS);
+	if (*ret_mem < VM_MEM_MIN || *ret_mem > VM_MEM_MAX || *ret_mem % 4096)
+		return fail(d, "state file has an invalid memory size (%llu bytes)",
+			    (unsigned long long)*ret_mem);
+	return 0;
+}
+
+static int decode_vm(struct decoder *d, struct vm_state **ret_st)
+{
+	_cleanup_(vm_state_freep) struct vm_state *st = NULL;
 	int node = fdt_subnode_offset(d->fdt, 0, "vm");
+	uint64_t mem_bytes = 0;
+	uint32_t nr_vcpus = 0;
 	int r;
 
 	if (node < 0)
 		return fail(d, "state file has no vm node");
-	r = read_u64(d, node, "vm", "mem-bytes", &st->mem_bytes);
-	if (r >= 0)
-		r = read_u32(d, node, "vm", "nr-vcpus", &st->nr_vcpus);
-	if (r >= 0)
-		r = read_exact(d, node, "vm", "clock", &st->clock, sizeof(st->clock));
+	r = decode_vm_header(d, node, &mem_bytes, &nr_vcpus);
 	if (r < 0)
 		return r;
-	if (st->nr_vcpus < 1 || st->nr_vcpus > VM_MAX_VCPUS)
-		return fail(d, "state file has %u vCPUs (1 to %d allowed)", st->nr_vcpus,
-			    VM_MAX_VCPUS);
-	if (st->mem_bytes < VM_MEM_MIN || st->mem_bytes > VM_MEM_MAX || st->mem_bytes % 4096)
-		return fail(d, "state file has an invalid memory size (%llu bytes)",
-			    (unsigned long long)st->mem_bytes);
-	for (uint32_t i = 0; i < st->nr_vcpus; i++) {
+	st = vm_state_new(nr_vcpus);
+	if (!st)
+		return -ENOMEM;
+	st->mem_bytes = mem_bytes;
+	r = read_exact(d, node, "vm", "clock", &st->clock, sizeof(st->clock));
+	for (uint32_t i = 0; i < st->nr_vcpus && r >= 0; i++)
 		r = decode_vcpu(d, i, &st->vcpus[i]);
-		if (r < 0)
-			return r;
-	}
+	if (r < 0)
+		return r;
+	*ret_st = TAKE_PTR(st);
 	return 0;
 }
 
@@ -363,11 +377,11 @@ static void commit_device(const struct state_device *sd, const void *scratch)
 	}
 }
 
-int state_decode(const void *blob, size_t len, struct vm_state *ret_st,
+int state_decode(const void *blob, size_t len, struct vm_state **ret_st,
 		 const struct state_device *devs, uint32_t nr_devs, char *reason, size_t reason_len)
 {
 	struct decoder d = { .fdt = blob, .reason = reason, .reason_len = reason_len };
-	_cleanup_free_ struct vm_state *st = NULL;
+	_cleanup_(vm_state_freep) struct vm_state *st = NULL;
 	void *scratch[16] = { 0 };
 	int devices, r;
 
@@ -376,10 +390,7 @@ int state_decode(const void *blob, size_t len, struct vm_state *ret_st,
 	r = decode_header(&d, blob, len);
 	if (r < 0)
 		return r;
-	st = calloc(1, sizeof(*st));
-	if (!st)
-		return -ENOMEM;
-	r = decode_vm(&d, st);
+	r = decode_vm(&d, &st);
 	if (r < 0)
 		return r;
 
@@ -393,7 +404,7 @@ int state_decode(const void *blob, size_t len, struct vm_state *ret_st,
 	if (r >= 0) {
 		for (uint32_t i = 0; i < nr_devs; i++)
 			commit_device(&devs[i], scratch[i]);
-		memcpy(ret_st, st, sizeof(*st));
+		*ret_st = TAKE_PTR(st);
 	}
 	for (uint32_t i = 0; i < nr_devs; i++)
 		free(scratch[i]);

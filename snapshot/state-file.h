@@ -26,11 +26,12 @@ int state_encode(const struct vm_state *st, const struct state_device *devs, uin
 		 void **ret_blob, size_t *ret_len) __must_check;
 
 /*
- * Validate and parse. Device state is checked on scratch copies and only
+ * Validate and parse into a new vm_state (*ret_st, free with
+ * vm_state_free). Device state is checked on scratch copies and only
  * copied into devs[i].dev when the whole blob is valid, so a bad file
  * changes nothing. reason gets one line on failure.
  */
-int state_decode(const void *blob, size_t len, struct vm_state *ret_st,
+int state_decode(const void *blob, size_t len, struct vm_state **ret_st,
 		 const struct state_device *devs, uint32_t nr_devs, char *reason,
 		 size_t reason_len) __must_check;
 

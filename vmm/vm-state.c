@@ -12,13 +12,39 @@
 #include "vm-state.h"
 #include "vm.h"
 
+struct vm_state *vm_state_new(uint32_t nr_vcpus)
+{
+	struct vm_state *st;
+
+	if (nr_vcpus == 0 || nr_vcpus > VM_MAX_VCPUS)
+		return NULL;
+	st = calloc(1, sizeof(*st));
+	if (!st)
+		return NULL;
+	st->vcpus = calloc(nr_vcpus, sizeof(st->vcpus[0]));
+	if (!st->vcpus) {
+		free(st);
+		return NULL;
+	}
+	st->nr_vcpus = nr_vcpus;
+	return st;
+}
+
+void vm_state_free(struct vm_state *st)
+{
+	if (!st)
+		return;
+	free(st->vcpus);
+	free(st);
+}
+
 int vm_state_capture(struct vm *vm, struct vm_state *st)
 {
 	int r;
 
-	memset(st, 0, sizeof(*st));
+	if (st->nr_vcpus != vm->nr_vcpus)
+		return -EINVAL;
 	st->mem_bytes = vm->mem.size;
-	st->nr_vcpus = vm->nr_vcpus;
 	for (uint32_t i = 0; i < vm->nr_vcpus; i++) {
 		r = vcpu_state_capture(&vm->vcpus[i], &st->vcpus[i]);
 		if (r < 0)

@@ -41,11 +41,17 @@ struct vm_state {
 	uint64_t mem_bytes;
 	uint32_t nr_vcpus;
 	struct kvm_clock_data clock;
-	struct vcpu_state vcpus[VM_MAX_VCPUS];
+	/* nr_vcpus entries: a fork child writes to what it restores, so no slack. */
+	struct vcpu_state *vcpus;
 };
 
-/* Capture a paused VM. */
-int vm_state_capture(struct vm *vm, struct vm_state *ret_state) __must_check;
+/* A state for nr_vcpus vCPUs (1..VM_MAX_VCPUS), zeroed; NULL when out of memory. */
+struct vm_state *vm_state_new(uint32_t nr_vcpus);
+void vm_state_free(struct vm_state *st);
+DEFINE_CLEANUP_FUNC(struct vm_state, vm_state_free)
+
+/* Capture a paused VM into a vm_state made for its vCPU count. */
+int vm_state_capture(struct vm *vm, struct vm_state *st) __must_check;
 
 /*
  * Load state into a VM whose KVM objects were just created (vm_create or

@@ -45,14 +45,17 @@ static void save(struct tiny_vm *t, void **blob, size_t *len, struct vm_state *s
 	TEST_REQUIRE(state_encode(st, devs, n, blob, len) == 0);
 }
 
-static int load(struct tiny_vm *t, const void *blob, size_t len, struct vm_state *st, char *why,
-		size_t why_len)
+static int load(struct tiny_vm *t, const void *blob, size_t len, char *why, size_t why_len)
 {
 	struct state_device devs[VM_MAX_STATE_DEVICES];
 	uint32_t n = vm_state_devices(t->vm, devs, VM_MAX_STATE_DEVICES);
-	int r = state_decode(blob, len, st, devs, n, why, why_len);
+	struct vm_state *st = NULL;
+	int r = state_decode(blob, len, &st, devs, n, why, why_len);
 
-	return r < 0 ? r : vm_state_restore(t->vm, st);
+	if (r >= 0)
+		r = vm_state_restore(t->vm, st);
+	vm_state_free(st);
+	return r;
 }
 
 /* Registers a restore must bring back exactly (clock-driven state excluded). */
@@ -76,21 +79,20 @@ static void reseal(void *blob)
 
 static void expect_rejected(struct tiny_vm *t, const void *blob, size_t len, const char *needle)
 {
-	struct vm_state *st = calloc(1, sizeof(*st));
+	struct vm_state *st = NULL;
 	uint8_t serial_before[sizeof(t->vm->serial)];
 	char why[256] = "";
 
 	memcpy(serial_before, &t->vm->serial, sizeof(serial_before));
-	TEST_REQUIRE(st != NULL);
-	TEST_REQUIRE(state_decode(blob, len, st, (struct state_device[]){ { &serial_state_desc,
-									    &t->vm->serial } },
+	TEST_REQUIRE(state_decode(blob, len, &st, (struct state_device[]){ { &serial_state_desc,
+									     &t->vm->serial } },
 				  1, why, sizeof(why)) < 0);
+	TEST_REQUIRE(st == NULL);
 	if (!strstr(why, needle)) {
 		fprintf(stderr, "rejection reason '%s' does not mention '%s'\n", why, needle);
 		exit(1);
 	}
 	TEST_REQUIRE(memcmp(serial_before, &t->vm->serial, sizeof(serial_before)) == 0);
-	free(st);
 }
 
 static void tamper_tests(struct tiny_vm *t, const void *good, size_t len)
@@ -132,8 +134,8 @@ static void tamper_tests(struct tiny_vm *t, const void *good, size_t len)
 int main(void)
 {
 	struct tiny_vm t;
-	struct vm_state *before = calloc(1, sizeof(*before));
-	struct vm_state *after = calloc(1, sizeof(*after));
+	struct vm_state *before = vm_state_new(1);
+	struct vm_state *after = vm_state_new(1);
 	uint8_t *mem_copy = malloc(MEM_BYTES);
 	char why[256];
 
@@ -155,7 +157,7 @@ int main(void)
 		tiny_vm_destroy(&t);
 		tiny_vm_create(&t, 1, MEM_BYTES);
 		memcpy(t.vm->mem.host, mem_copy, MEM_BYTES);
-		if (load(&t, blob, len, after, why, sizeof(why)) < 0) {
+		if (load(&t, blob, len, why, sizeof(why)) < 0) {
 			fprintf(stderr, "restore failed at step %llu: %s\n",
 				(unsigned long long)step, why);
 			return 1;
