@@ -17,6 +17,9 @@ const char fvm_usage[] =
 	"  --mem SIZE           guest RAM, e.g. 256M or 2G (default 256M; 16M..64G)\n"
 	"  --vcpus N            number of vCPUs, 1..32 (default 1)\n"
 	"  --console stdio|PATH guest serial console (default stdio)\n"
+	"  --api-sock PATH      serve the REST API on this unix socket (mode 0600);\n"
+	"                       without --kernel, wait for the VM's config there\n"
+	"  --config PATH        the VM as JSON, in the API's schema; flags override it\n"
 	"  --log-level LEVEL    error, warn, info or debug (default info)\n"
 	"  --help               show this help\n"
 	"  --version            show the version\n"
@@ -32,6 +35,8 @@ enum {
 	OPT_VCPUS,
 	OPT_CONSOLE,
 	OPT_LOG_LEVEL,
+	OPT_API_SOCK,
+	OPT_CONFIG,
 	OPT_HELP,
 	OPT_VERSION,
 };
@@ -44,6 +49,8 @@ static const struct option long_options[] = {
 	{ "vcpus", required_argument, NULL, OPT_VCPUS },
 	{ "console", required_argument, NULL, OPT_CONSOLE },
 	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
+	{ "api-sock", required_argument, NULL, OPT_API_SOCK },
+	{ "config", required_argument, NULL, OPT_CONFIG },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{ 0 },
@@ -175,6 +182,12 @@ static int apply_option(struct fvm_args *a, int opt, const char *val, char *err,
 				   "--console", err, err_len);
 	case OPT_LOG_LEVEL:
 		return parse_log_level(val, &a->log_level, err, err_len);
+	case OPT_API_SOCK:
+		return copy_string(a->api_sock, sizeof(a->api_sock), val, "--api-sock", err,
+				   err_len);
+	case OPT_CONFIG:
+		return copy_string(a->config_path, sizeof(a->config_path), val, "--config", err,
+				   err_len);
 	case OPT_HELP:
 		a->show_help = true;
 		return 0;
@@ -185,13 +198,17 @@ static int apply_option(struct fvm_args *a, int opt, const char *val, char *err,
 	return -EINVAL;
 }
 
-int fvm_args_parse(int argc, char **argv, struct fvm_args *ret_args, char *err, size_t err_len)
+int fvm_args_parse(int argc, char **argv, const struct vm_config *base, bool check_complete,
+		   struct fvm_args *ret_args, char *err, size_t err_len)
 {
 	struct fvm_args a = { .log_level = LOG_INFO };
 	const char *reason;
 	int opt, r;
 
-	vm_config_init(&a.vm);
+	if (base)
+		a.vm = *base;
+	else
+		vm_config_init(&a.vm);
 	/* getopt keeps its position in globals: reset for repeated parses (tests). */
 	optind = 0;
 	opterr = 0;
@@ -217,7 +234,9 @@ int fvm_args_parse(int argc, char **argv, struct fvm_args *ret_args, char *err, 
 		snprintf(err, err_len, "unexpected argument '%s' (see --help)", argv[optind]);
 		return -EINVAL;
 	}
-	if (!a.show_help && !a.show_version && vm_config_validate(&a.vm, &reason) < 0) {
+	/* With an API socket the kernel may come later, over the API. */
+	if (!a.show_help && !a.show_version && check_complete &&
+	    (a.vm.kernel_path[0] || !a.api_sock[0]) && vm_config_validate(&a.vm, &reason) < 0) {
 		snprintf(err, err_len, "%s", reason);
 		return -EINVAL;
 	}

@@ -1,18 +1,20 @@
 // SPDX-License-Identifier: MIT
-/* fvm: boot one microVM from the command line. */
+/* fvm: one microVM, configured by flags, a config file or the REST API. */
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <termios.h>
 
+#include "api-config.h"
 #include "args.h"
 #include "fvm-config.h"
-#include "vm.h"
+#include "instance.h"
+#include "state-file.h"
 
 enum {
-	EXIT_GUEST_DONE = 0,
-	EXIT_FAILURE_ = 1,
+	EXIT_FAILED = 1,
 	EXIT_USAGE = 2,
+	CONFIG_FILE_MAX = 1 << 20,
 };
 
 static int open_console(const struct vm_config *cfg)
@@ -40,72 +42,52 @@ static bool enter_raw_mode(int fd, struct termios *saved)
 	return tcsetattr(fd, TCSANOW, &raw) == 0;
 }
 
-static int exit_status_for(enum vm_exit_reason reason)
+/* Flags first (to find --config), then the file, then the flags again on top. */
+static int parse_command_line(int argc, char **argv, struct fvm_args *args)
 {
-	switch (reason) {
-	case VM_EXIT_POWEROFF:
-	case VM_EXIT_REBOOT:
-	case VM_EXIT_SIGNAL:
-		return EXIT_GUEST_DONE;
-	default:
-		return EXIT_FAILURE_;
-	}
-}
-
-static int run_vm(const struct fvm_args *args)
-{
-	_cleanup_(vm_destroyp) struct vm *vm = NULL;
-	_cleanup_close_ int console_fd = -1;
-	struct vm_params params = { .mem_bytes = args->vm.mem_bytes, .nr_vcpus = args->vm.vcpus };
-	bool stdio = args->vm.console_path[0] == '\0';
-	struct termios saved;
-	bool raw;
-	enum vm_exit_reason reason;
-	char why[512] = "";
+	struct vm_config cfg;
+	struct api_fault fault = { "" };
+	_cleanup_free_ void *json = NULL;
+	char err[512];
+	size_t len;
 	int r;
 
-	console_fd = open_console(&args->vm);
-	if (console_fd < 0)
-		return EXIT_FAILURE_;
-	params.console_fd = console_fd;
-
-	r = vm_block_signals();
-	if (r < 0) {
-		log_err("cannot set up signal handling: %s", strerror(-r));
-		return EXIT_FAILURE_;
+	if (fvm_args_parse(argc, argv, NULL, false, args, err, sizeof(err)) < 0) {
+		log_err("%s", err);
+		return -EINVAL;
 	}
-	r = vm_create(&params, &vm, why, sizeof(why));
-	if (r < 0) {
-		log_err("%s", why[0] ? why : strerror(-r));
-		return EXIT_FAILURE_;
-	}
-	r = vm_load_linux(vm, &args->vm, why, sizeof(why));
-	if (r < 0) {
-		log_err("%s", why);
-		return EXIT_FAILURE_;
-	}
+	if (args->show_help || args->show_version || args->config_path[0] == '\0')
+		return fvm_args_parse(argc, argv, NULL, true, args, err, sizeof(err)) < 0
+			       ? (log_err("%s", err), -EINVAL)
+			       : 0;
 
-	raw = stdio && enter_raw_mode(STDIN_FILENO, &saved);
-	reason = vm_run(vm, stdio ? STDIN_FILENO : -1);
-	if (raw)
-		tcsetattr(STDIN_FILENO, TCSANOW, &saved);
-
-	if (reason == VM_EXIT_POWEROFF || reason == VM_EXIT_REBOOT)
-		log_info("guest %s", vm_exit_reason_name(reason));
-	else if (reason != VM_EXIT_SIGNAL)
-		log_err("VM stopped: %s", vm_exit_reason_name(reason));
-	return exit_status_for(reason);
+	r = state_read_file(args->config_path, CONFIG_FILE_MAX, &json, &len);
+	if (r < 0) {
+		log_err("cannot read config '%s': %s", args->config_path, strerror(-r));
+		return r;
+	}
+	vm_config_init(&cfg);
+	if (api_parse_config_file(json, len, &cfg, &fault) < 0) {
+		log_err("config '%s': %s", args->config_path, fault.message);
+		return -EINVAL;
+	}
+	if (fvm_args_parse(argc, argv, &cfg, true, args, err, sizeof(err)) < 0) {
+		log_err("%s", err);
+		return -EINVAL;
+	}
+	return 0;
 }
 
 int main(int argc, char **argv)
 {
 	struct fvm_args args;
-	char err[512];
+	struct instance inst;
+	struct termios saved;
+	bool stdio, raw = false;
+	int console_fd, r, status;
 
-	if (fvm_args_parse(argc, argv, &args, err, sizeof(err)) < 0) {
-		log_err("%s", err);
+	if (parse_command_line(argc, argv, &args) < 0)
 		return EXIT_USAGE;
-	}
 	if (args.show_help) {
 		fputs(fvm_usage, stdout);
 		return 0;
@@ -115,5 +97,34 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	log_set_level(args.log_level);
-	return run_vm(&args);
+
+	/* Before any thread exists (API, vCPUs): they inherit the blocked set. */
+	r = vm_block_signals();
+	if (r < 0) {
+		log_err("cannot set up signal handling: %s", strerror(-r));
+		return EXIT_FAILED;
+	}
+	stdio = args.vm.console_path[0] == '\0';
+	console_fd = open_console(&args.vm);
+	if (console_fd < 0)
+		return EXIT_FAILED;
+	if (instance_init(&inst, &args.vm, console_fd, stdio) < 0)
+		return EXIT_FAILED;
+	if (args.api_sock[0]) {
+		r = instance_serve(&inst, args.api_sock);
+		if (r < 0) {
+			log_err("cannot serve the API on '%s': %s", args.api_sock, strerror(-r));
+			return EXIT_FAILED;
+		}
+	}
+
+	/* Only an interactive console in the foreground goes raw. */
+	if (stdio && !args.api_sock[0])
+		raw = enter_raw_mode(STDIN_FILENO, &saved);
+	status = instance_main(&inst);
+	if (raw)
+		tcsetattr(STDIN_FILENO, TCSANOW, &saved);
+	vm_destroy(inst.vm);
+	close(console_fd);
+	return status;
 }

@@ -83,6 +83,12 @@ int fork_clones(struct vm *vm, uint32_t count, fork_child_fn child, void *opaque
 
 	if (count == 0 || count > FORK_MAX_CLONES)
 		return -EINVAL;
+	/* Clones inherit the memfd: it must hold what this VM sees. */
+	r = guest_mem_consolidate(&vm->mem);
+	if (r < 0) {
+		log_err("fork: cannot move guest memory into a shared memfd: %s", strerror(-r));
+		return r;
+	}
 	r = capture_state(vm, &st, reason, sizeof(reason));
 	if (r < 0) {
 		log_err("fork: %s", reason[0] ? reason : strerror(-r));

@@ -82,6 +82,51 @@ int guest_mem_remap_private(struct guest_mem *mem)
 
 	if (p == MAP_FAILED)
 		return neg_errno();
+	mem->private_mapping = true;
+	return 0;
+}
+
+/* Copy RAM into fd, leaving zero pages as holes. */
+static int copy_ram_to(int fd, const struct guest_mem *mem)
+{
+	static const uint8_t zero[4096];
+
+	for (uint64_t off = 0; off < mem->size; off += sizeof(zero)) {
+		const uint8_t *page = mem->host + off;
+
+		if (memcmp(page, zero, sizeof(zero)) == 0)
+			continue;
+		if (pwrite(fd, page, sizeof(zero), (off_t)off) != (ssize_t)sizeof(zero))
+			return -EIO;
+	}
+	return 0;
+}
+
+int guest_mem_consolidate(struct guest_mem *mem)
+{
+	_cleanup_close_ int fd = -1;
+	void *p;
+	int r;
+
+	if (!mem->private_mapping)
+		return 0;
+	fd = memfd_create("fvm-guest-ram", MFD_CLOEXEC);
+	if (fd < 0)
+		return neg_errno();
+	if (ftruncate(fd, (off_t)mem->size) < 0)
+		return neg_errno();
+	r = copy_ram_to(fd, mem);
+	if (r < 0)
+		return r;
+	p = mmap(mem->host, mem->size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED | MAP_NORESERVE,
+		 fd, 0);
+	if (p == MAP_FAILED)
+		return neg_errno();
+	if (mem->memfd >= 0)
+		close(mem->memfd);
+	mem->memfd = TAKE_FD(fd);
+	mem->private_mapping = false;
+	mem->file_backed = false;
 	return 0;
 }
 

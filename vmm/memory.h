@@ -25,6 +25,10 @@ struct guest_mem {
 	uint64_t size;
 	struct guest_region regions[2];
 	uint32_t nr_regions;
+	/* The mapping is MAP_PRIVATE: this process's writes do not reach the memfd. */
+	bool private_mapping;
+	/* RAM is a private mapping of a snapshot's memory file, not of the memfd. */
+	bool file_backed;
 };
 
 /* Lay out `size` bytes of RAM around the MMIO hole (no allocation). */
@@ -40,6 +44,14 @@ void guest_mem_destroy(struct guest_mem *mem);
  * memfd, which other processes (the template, its clones) share.
  */
 int guest_mem_remap_private(struct guest_mem *mem) __must_check;
+
+/*
+ * Make the memfd hold exactly what the guest sees again, and map it
+ * shared: needed before forking a VM whose RAM is a private mapping (a
+ * resumed template, a clone, a restored snapshot), so its own writes are
+ * what its clones inherit. Copies RAM into a fresh memfd.
+ */
+int guest_mem_consolidate(struct guest_mem *mem) __must_check;
 
 /*
  * Host pointer for [gpa, gpa + len) when it lies entirely inside one RAM

@@ -1,0 +1,275 @@
+# SPDX-License-Identifier: MIT
+"""A live fvm on /dev/kvm, driven the way users drive it.
+
+The guest is guest/tiny/tiny-kernel (an ELF fvm boots like a vmlinux; it
+prints "tiny: ready", then a '.' per 200 ms LAPIC tick, echoes console
+input and powers off on 'q'). Checks, in order: the three ways to
+configure a VM (flags, --config file, the API alone), the API's life
+cycle with curl (start, pause, snapshot, fork, clones, resume, metrics),
+restore of the snapshot in a new process, a tampered snapshot refused,
+and fvmctl over the same VMs.
+"""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+FVM = os.environ["FVM"]
+FVMCTL = os.environ["FVMCTL"]
+TINY = os.environ["TINY_KERNEL"]
+
+if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+    print("SKIP: /dev/kvm is not available")
+    sys.exit(1 if os.environ.get("CI") == "true" else 77)
+
+failures = []
+checks = 0
+
+
+def check(what, ok, detail=""):
+    global checks
+    checks += 1
+    if not ok:
+        failures.append(f"{what}: {detail}")
+        print(f"FAIL {what}: {detail}", flush=True)
+
+
+def curl(sock, method, path, body=None):
+    args = ["curl", "-sS", "--unix-socket", sock, "-X", method, "-w", "\n%{http_code}",
+            "-H", "Content-Type: application/json", f"http://localhost{path}"]
+    if body is not None:
+        args += ["--data-binary", json.dumps(body)]
+    out = subprocess.run(args, capture_output=True, text=True, timeout=30).stdout
+    text, _, code = out.rpartition("\n")
+    try:
+        data = json.loads(text) if text.strip().startswith(("{", "[")) else text
+    except json.JSONDecodeError:
+        data = text
+    return int(code or 0), data
+
+
+def wait_for(pred, timeout=15.0, step=0.05):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if pred():
+            return True
+        time.sleep(step)
+    return False
+
+
+def read(path):
+    try:
+        with open(path, errors="replace") as f:
+            return f.read()
+    except FileNotFoundError:
+        return ""
+
+
+def ticking(log, n=2, timeout=5.0):
+    """The guest in this log is running: n more ticks appear."""
+    start = read(log).count(".")
+    return wait_for(lambda: read(log).count(".") >= start + n, timeout)
+
+
+def stalled(log, seconds=0.7):
+    before = read(log).count(".")
+    time.sleep(seconds)
+    return read(log).count(".") == before
+
+
+def start_api(sock, log, *extra):
+    proc = subprocess.Popen([FVM, "--api-sock", sock, "--console", log, *extra],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    check(f"{sock} appears", wait_for(lambda: os.path.exists(sock)), "no socket")
+    return proc
+
+
+def stop(proc):
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return proc.returncode
+
+
+def console_session(cmd):
+    """Run fvm with its console on our pipes: ready, echo, then 'q' powers off."""
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    out = b""
+    end = time.monotonic() + 15
+    os.set_blocking(proc.stdout.fileno(), False)
+    sent = False
+    while time.monotonic() < end and proc.poll() is None:
+        chunk = proc.stdout.read() or b""
+        out += chunk
+        if b"tiny: ready" in out and not sent:
+            proc.stdin.write(b"xq")
+            proc.stdin.flush()
+            sent = True
+        time.sleep(0.05)
+    rc = stop(proc) if proc.poll() is None else proc.returncode
+    out += proc.stdout.read() or b""
+    return rc, out.decode(errors="replace"), proc.stderr.read().decode(errors="replace")
+
+
+def three_ways(tmp):
+    rc, out, err = console_session([FVM, "--kernel", TINY, "--mem", "64M"])
+    check("flags: boots", "tiny: ready" in out, out[-200:])
+    check("flags: console input reaches the guest", "x" in out.split("tiny: ready")[-1], out[-200:])
+    check("flags: 'q' powers off with status 0", rc == 0, f"rc={rc} {err[-300:]}")
+
+    cfg = os.path.join(tmp, "vm.json")
+    with open(cfg, "w") as f:
+        json.dump({"boot-source": {"kernel_image_path": TINY},
+                   "machine-config": {"vcpu_count": 2, "mem_size_mib": 64}}, f)
+    rc, out, err = console_session([FVM, "--config", cfg])
+    check("config file: boots and powers off", "tiny: ready" in out and rc == 0, f"rc={rc} {err[-300:]}")
+
+    with open(cfg, "w") as f:
+        json.dump({"boot-source": {"kernel_image_path": TINY}, "gpu": {}}, f)
+    r = subprocess.run([FVM, "--config", cfg], capture_output=True, text=True, timeout=10)
+    check("config file: unknown section refused", r.returncode == 2 and "gpu" in r.stderr,
+          f"rc={r.returncode} {r.stderr}")
+    r = subprocess.run([FVM, "--kernel", "/etc/passwd"], capture_output=True, text=True, timeout=10)
+    check("flags: a non-kernel file is refused with a reason",
+          r.returncode == 1 and "neither a bzImage nor an ELF" in r.stderr, r.stderr)
+
+
+def api_life_cycle(tmp):
+    sock, log = os.path.join(tmp, "t.sock"), os.path.join(tmp, "t.log")
+    proc = start_api(sock, log)
+    check("socket mode 0600", (os.stat(sock).st_mode & 0o777) == 0o600, oct(os.stat(sock).st_mode))
+    code, data = curl(sock, "GET", "/")
+    check("GET / before start", code == 200 and data.get("state") == "Not started", f"{code} {data}")
+    check("InstanceStart without a kernel is refused",
+          curl(sock, "PUT", "/actions", {"action_type": "InstanceStart"})[0] == 400)
+    code, _ = curl(sock, "PUT", "/machine-config", {"vcpu_count": 1, "mem_size_mib": 64})
+    check("PUT /machine-config", code == 204, code)
+    code, _ = curl(sock, "PUT", "/boot-source", {"kernel_image_path": TINY})
+    check("PUT /boot-source", code == 204, code)
+    code, data = curl(sock, "PUT", "/drives/root", {"drive_id": "root", "path_on_host": "/dev/null",
+                                                    "is_root_device": True, "is_read_only": True})
+    check("PUT /drives answers 501 until virtio-blk exists", code == 501, f"{code} {data}")
+    code, data = curl(sock, "PUT", "/actions", {"action_type": "InstanceStart"})
+    check("InstanceStart", code == 204, f"{code} {data}")
+    check("guest ready", wait_for(lambda: "tiny: ready" in read(log)), read(log)[-200:])
+    check("guest ticking", ticking(log))
+    code, data = curl(sock, "GET", "/")
+    check("GET / running", data.get("state") == "Running", data)
+    code, data = curl(sock, "PUT", "/boot-source", {"kernel_image_path": TINY})
+    check("boot source refused after start", code == 400, f"{code} {data}")
+
+    check("PATCH /vm Paused", curl(sock, "PATCH", "/vm", {"state": "Paused"})[0] == 204)
+    check("paused guest does not tick", stalled(log))
+    snap, mem = os.path.join(tmp, "snap.state"), os.path.join(tmp, "snap.mem")
+    code, data = curl(sock, "PUT", "/snapshot/create", {"snapshot_path": snap, "mem_file_path": mem})
+    check("snapshot create", code == 204 and os.path.exists(snap) and os.path.exists(mem), f"{code} {data}")
+    if os.path.exists(mem):
+        st = os.stat(mem)
+        check("memory file is sparse", st.st_size == 64 << 20 and st.st_blocks * 512 < st.st_size // 4,
+              f"size {st.st_size} allocated {st.st_blocks * 512}")
+    if shutil.which("fdtdump") and os.path.exists(snap):
+        dump = subprocess.run(["fdtdump", snap], capture_output=True, text=True).stdout
+        check("fdtdump shows the state file", "fvm-state" in dump and "vcpu@0" in dump, dump[:300])
+
+    code, data = curl(sock, "POST", "/fork", {"count": 3})
+    clones = data.get("clones", []) if isinstance(data, dict) else []
+    check("POST /fork", code == 200 and len(clones) == 3, f"{code} {data}")
+    for c in clones:
+        csock = c["api_sock"]
+        clog = csock[:-len(".sock")] + ".log"
+        check(f"clone {c['name']} serves its API", wait_for(lambda: os.path.exists(csock)), csock)
+        code, d = curl(csock, "GET", "/")
+        check(f"clone {c['name']} is running", code == 200 and d.get("state") == "Running", f"{code} {d}")
+        check(f"clone {c['name']} guest runs on from the template", ticking(clog) and "tiny: ready" not in read(clog),
+              read(clog)[-100:])
+    code, data = curl(sock, "GET", "/clones")
+    check("GET /clones", code == 200 and len(data.get("clones", [])) == 3, f"{code} {data}")
+    check("template stays paused while clones run", stalled(log))
+    if clones:
+        csock = clones[0]["api_sock"]
+        clog = csock[:-len(".sock")] + ".log"
+        check("clone pauses", curl(csock, "PATCH", "/vm", {"state": "Paused"})[0] == 204 and stalled(clog))
+    for c in clones:
+        os.kill(c["pid"], signal.SIGTERM)
+    check("clones stop on SIGTERM", wait_for(lambda: curl(sock, "GET", "/clones")[1].get("clones") == []),
+          curl(sock, "GET", "/clones"))
+    check("PATCH /vm Resumed", curl(sock, "PATCH", "/vm", {"state": "Resumed"})[0] == 204)
+    check("template ticks again", ticking(log))
+    code, text = curl(sock, "GET", "/metrics")
+    check("metrics", code == 200 and "fvm_forks_total 3" in text and "fvm_vcpu_exits_total" in text, text[:300])
+    check("template exits 0 on SIGTERM", stop(proc) == 0, proc.stderr.read())
+    check("socket removed on exit", not os.path.exists(sock))
+    return snap, mem
+
+
+def restore(tmp, snap, mem):
+    sock, log = os.path.join(tmp, "r.sock"), os.path.join(tmp, "r.log")
+    proc = start_api(sock, log)
+    bad = os.path.join(tmp, "bad.state")
+    with open(snap, "rb") as f:
+        blob = bytearray(f.read())
+    blob[len(blob) // 2] ^= 0x01
+    with open(bad, "wb") as f:
+        f.write(blob)
+    code, data = curl(sock, "PUT", "/snapshot/load", {"snapshot_path": bad, "mem_file_path": mem})
+    check("tampered snapshot refused", code == 400 and "fault_message" in data, f"{code} {data}")
+    check("fvm still serves after a bad load", curl(sock, "GET", "/")[1].get("state") == "Not started")
+    code, data = curl(sock, "PUT", "/snapshot/load",
+                      {"snapshot_path": snap, "mem_file_path": mem, "resume_vm": True})
+    check("snapshot load", code == 204, f"{code} {data}")
+    check("restored guest continues (ticks, no reboot)", ticking(log) and "tiny: ready" not in read(log),
+          read(log)[-100:])
+    check("restored VM exits 0 on SIGTERM", stop(proc) == 0)
+
+
+def fvmctl(tmp):
+    env = dict(os.environ, FVM_RUNTIME_DIR=os.path.join(tmp, "run"))
+    os.makedirs(env["FVM_RUNTIME_DIR"])
+
+    def ctl(*args):
+        return subprocess.run([FVMCTL, *args], capture_output=True, text=True, env=env, timeout=60)
+
+    r = ctl("run", "web", "--kernel", TINY, "--mem", "64M")
+    check("fvmctl run", r.returncode == 0, r.stderr)
+    log = os.path.join(env["FVM_RUNTIME_DIR"], "web.log")
+    check("fvmctl run: guest ready", wait_for(lambda: "tiny: ready" in read(log)), read(log))
+    r = ctl("--json", "ls")
+    check("fvmctl ls", r.returncode == 0 and "web" in r.stdout, r.stdout + r.stderr)
+    r = ctl("fork", "web", "2")
+    check("fvmctl fork (pauses a running template)", r.returncode == 0, r.stdout + r.stderr)
+    r = ctl("--json", "ls")
+    names = [v.get("name") for v in json.loads(r.stdout)] if r.returncode == 0 else []
+    check("fvmctl ls shows the clones", {"web", "web-1", "web-2"} <= set(names), r.stdout)
+    r = ctl("--json", "info", "web-1")
+    check("fvmctl info of a clone", r.returncode == 0 and "Running" in r.stdout, r.stdout + r.stderr)
+    for name in ("web-1", "web-2", "web"):
+        r = ctl("stop", name)
+        check(f"fvmctl stop {name}", r.returncode == 0, r.stderr)
+    r = ctl("info", "web")
+    check("fvmctl info of a stopped VM says so", r.returncode != 0, r.stdout)
+
+
+def main():
+    tmp = tempfile.mkdtemp(prefix="fvm-live-", dir="/tmp")
+    try:
+        three_ways(tmp)
+        snap, mem = api_life_cycle(tmp)
+        restore(tmp, snap, mem)
+        fvmctl(tmp)
+    finally:
+        subprocess.run(["pkill", "-f", tmp], capture_output=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(f"{checks - len(failures)} passed, {len(failures)} failed")
+    sys.exit(1 if failures else 0)
+
+
+main()
