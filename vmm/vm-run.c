@@ -213,10 +213,14 @@ static void console_flush(struct vm *vm, struct console_input *in)
 		in->off = in->len = 0;
 }
 
+enum { IO_FIXED_FDS = 3 };
+
 static void io_loop(struct vm *vm, int console_in_fd)
 {
 	struct console_input in = { .fd = console_in_fd,
 				    .is_tty = console_in_fd >= 0 && isatty(console_in_fd) };
+	struct pollfd fds[IO_FIXED_FDS + VM_MAX_IO_WATCHES];
+	uint32_t nfds = IO_FIXED_FDS + vm->nr_io_watches;
 	_cleanup_close_ int sfd = -1;
 	sigset_t set;
 
@@ -224,17 +228,19 @@ static void io_loop(struct vm *vm, int console_in_fd)
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);
 	sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+	for (uint32_t i = 0; i < vm->nr_io_watches; i++)
+		fds[IO_FIXED_FDS + i] = (struct pollfd){ .fd = vm->io_watches[i].fd,
+							 .events = vm->io_watches[i].events };
 
 	while (vm_get_exit_reason(vm) == VM_EXIT_NONE) {
 		bool backlog = in.len > in.off;
-		struct pollfd fds[3] = {
-			{ .fd = vm->stop_eventfd, .events = POLLIN },
-			{ .fd = sfd, .events = POLLIN },
-			/* Stop reading input while the FIFO is full; retry on a short tick. */
-			{ .fd = backlog ? -1 : in.fd, .events = POLLIN },
-		};
 
-		if (poll(fds, ARRAY_SIZE(fds), backlog ? 5 : -1) < 0 && errno != EINTR)
+		fds[0] = (struct pollfd){ .fd = vm->stop_eventfd, .events = POLLIN };
+		fds[1] = (struct pollfd){ .fd = sfd, .events = POLLIN };
+		/* Stop reading input while the FIFO is full; retry on a short tick. */
+		fds[2] = (struct pollfd){ .fd = backlog ? -1 : in.fd, .events = POLLIN };
+
+		if (poll(fds, nfds, backlog ? 5 : -1) < 0 && errno != EINTR)
 			break;
 		if (fds[1].revents & POLLIN) {
 			struct signalfd_siginfo si;
@@ -248,6 +254,12 @@ static void io_loop(struct vm *vm, int console_in_fd)
 			console_read(vm, &in);
 		if (in.len > in.off)
 			console_flush(vm, &in);
+		for (uint32_t i = 0; i < vm->nr_io_watches; i++) {
+			struct pollfd *p = &fds[IO_FIXED_FDS + i];
+
+			if (p->revents)
+				vm->io_watches[i].handler(vm->io_watches[i].opaque, p->revents);
+		}
 	}
 }
 

@@ -148,6 +148,12 @@ static int attach_platform_devices(struct vm *vm, int console_fd)
 	i8042_init(&vm->i8042, power);
 	acpi_pm_init(&vm->pm, power);
 
+	static const struct acpi_device com1_acpi = {
+		.name = "COM1", .hid = "PNP0501", .uid = 0,
+		.io_base = SERIAL_COM1_BASE, .io_len = SERIAL_NR_PORTS,
+		.has_irq = true, .gsi = SERIAL_COM1_IRQ,
+	};
+
 	r = bus_register(&vm->mmio, IOAPIC_BASE, IOAPIC_SIZE, &ioapic_ops, &vm->ioapic);
 	if (r >= 0)
 		r = bus_register(&vm->pio, SERIAL_COM1_BASE, SERIAL_NR_PORTS, &serial_ops,
@@ -159,6 +165,8 @@ static int attach_platform_devices(struct vm *vm, int console_fd)
 	if (r >= 0)
 		r = bus_register(&vm->pio, ACPI_PM_PORT_BASE, ACPI_PM_NR_PORTS, &acpi_pm_ops,
 				 &vm->pm);
+	if (r >= 0)
+		r = vm_add_acpi_device(vm, &com1_acpi);
 	return r;
 }
 
@@ -277,6 +285,25 @@ int vm_create(const struct vm_params *params, struct vm **ret_vm, char *reason, 
 	return 0;
 }
 
+int vm_add_acpi_device(struct vm *vm, const struct acpi_device *dev)
+{
+	if (vm->nr_acpi_devices == ACPI_MAX_DEVICES)
+		return -ENOSPC;
+	vm->acpi_devices[vm->nr_acpi_devices++] = *dev;
+	return 0;
+}
+
+int vm_io_watch(struct vm *vm, int fd, short events, vm_io_handler handler, void *opaque)
+{
+	if (fd < 0 || !handler)
+		return -EINVAL;
+	if (vm->nr_io_watches == VM_MAX_IO_WATCHES)
+		return -ENOSPC;
+	vm->io_watches[vm->nr_io_watches++] =
+		(struct vm_io_watch){ .fd = fd, .events = events, .handler = handler, .opaque = opaque };
+	return 0;
+}
+
 uint32_t vm_state_devices(struct vm *vm, struct state_device *out, uint32_t max)
 {
 	struct state_device all[] = {
@@ -385,13 +412,8 @@ static int load_images(struct vm *vm, const struct vm_config *cfg, struct kernel
 
 int vm_load_linux(struct vm *vm, const struct vm_config *cfg, char *reason, size_t reason_len)
 {
-	static const struct acpi_device com1 = {
-		.name = "COM1", .hid = "PNP0501", .uid = 0,
-		.io_base = SERIAL_COM1_BASE, .io_len = SERIAL_NR_PORTS,
-		.has_irq = true, .gsi = SERIAL_COM1_IRQ,
-	};
 	struct acpi_config acpi = { .nr_vcpus = vm->nr_vcpus, .ioapic_addr = IOAPIC_BASE,
-				    .devices = &com1, .nr_devices = 1 };
+				    .devices = vm->acpi_devices, .nr_devices = vm->nr_acpi_devices };
 	struct kernel_image kernel;
 	struct boot_info info = { 0 };
 	const char *why = NULL;

@@ -14,6 +14,7 @@
 #include <linux/kvm.h>
 
 #include "acpi-pm.h"
+#include "acpi.h"
 #include "bus.h"
 #include "config.h"
 #include "i8042.h"
@@ -59,6 +60,18 @@ struct vcpu {
 	uint64_t exits[VCPU_STAT_MAX];
 };
 
+/* Called on the I/O thread when a watched fd is ready (poll events in `revents`). */
+typedef void (*vm_io_handler)(void *opaque, short revents);
+
+struct vm_io_watch {
+	int fd;
+	short events;
+	vm_io_handler handler;
+	void *opaque;
+};
+
+enum { VM_MAX_IO_WATCHES = 64 };
+
 struct vm_params {
 	uint64_t mem_bytes;
 	uint32_t nr_vcpus;
@@ -79,6 +92,14 @@ struct vm {
 	struct acpi_pm pm;
 	uint32_t nr_vcpus;
 	struct vcpu vcpus[VM_MAX_VCPUS];
+
+	/* Devices the DSDT describes (COM1, virtio-mmio, ...), in attach order. */
+	struct acpi_device acpi_devices[ACPI_MAX_DEVICES];
+	uint32_t nr_acpi_devices;
+
+	/* fds the I/O thread serves (ioeventfds, backends), set up before vm_run(). */
+	struct vm_io_watch io_watches[VM_MAX_IO_WATCHES];
+	uint32_t nr_io_watches;
 
 	/* Run state, shared by the vCPU threads and the I/O thread. */
 	pthread_mutex_t lock;
@@ -134,6 +155,16 @@ enum vm_exit_reason vm_get_exit_reason(struct vm *vm);
  * state yet (vm_state_restore() provides it). Device models are kept.
  */
 int vm_recreate_kvm(struct vm *vm, char *reason, size_t reason_len) __must_check;
+
+/* Describe a device to the guest in the DSDT (before vm_load_linux()). */
+int vm_add_acpi_device(struct vm *vm, const struct acpi_device *dev) __must_check;
+
+/*
+ * Have the I/O thread call handler when fd is ready (poll events). Only
+ * before vm_run(); the handler runs on the I/O thread, never on a vCPU.
+ */
+int vm_io_watch(struct vm *vm, int fd, short events, vm_io_handler handler,
+		void *opaque) __must_check;
 
 /* The devices whose state a snapshot or fork carries, in a fixed order. */
 enum { VM_MAX_STATE_DEVICES = 16 };
