@@ -7,7 +7,7 @@
  * reads; then, on a second fresh image, 4 KiB random writes that allocate.
  * Buffered I/O on both sides, so this measures the engines' own cost over
  * the page cache; each write test's final flush is timed apart (flush_ms).
- * Random tests run three times and report the median.
+ * Three rounds alternate the engines; each test reports its median.
  *
  *   bench-disk [--dir DIR] [--size MIB] [--seconds S]
  *
@@ -25,6 +25,7 @@
 #include "qcow2.h"
 
 enum engine { ENGINE_RAW, ENGINE_QCOW2, ENGINE_MAX };
+enum { ROUNDS = 3 };
 enum test { T_SEQWRITE, T_SEQREAD, T_RANDWRITE, T_RANDREAD, T_RANDWRITE_ALLOC, T_MAX };
 
 static const char *const engine_names[ENGINE_MAX] = {"raw", "qcow2"};
@@ -120,7 +121,7 @@ static double rate(const struct result *r)
 	return r->bytes / r->seconds;
 }
 
-/* The middle of three tries, by throughput. */
+/* The middle of the rounds' results, by throughput. */
 static struct result median(struct result *t)
 {
 	if (rate(&t[0]) > rate(&t[1]))
@@ -130,6 +131,36 @@ static struct result median(struct result *t)
 	if (rate(&t[0]) > rate(&t[1]))
 		SWAP(t[0], t[1]);
 	return t[1];
+}
+
+static bool is_seq(enum test x)
+{
+	return x == T_SEQWRITE || x == T_SEQREAD;
+}
+
+static int target_open(struct target *t, enum engine e, const char *dir, uint64_t size);
+static void target_close(struct target *t);
+
+/* One engine, every test, on fresh files. */
+static int run_round(enum engine e, const char *dir, uint64_t size, double seconds, uint8_t *buf,
+		     struct result tries[T_MAX][ROUNDS], unsigned round)
+{
+	struct target t;
+	int r;
+
+	r = target_open(&t, e, dir, size);
+	for (enum test x = 0; r >= 0 && x < T_MAX; x++) {
+		/* The allocating test needs a disk where nothing is allocated yet. */
+		if (x == T_RANDWRITE_ALLOC) {
+			target_close(&t);
+			r = target_open(&t, e, dir, size);
+			if (r < 0)
+				break;
+		}
+		r = run(&t, x, size, seconds, buf, &tries[x][round]);
+	}
+	target_close(&t);
+	return r;
 }
 
 static int target_open(struct target *t, enum engine e, const char *dir, uint64_t size)
@@ -180,9 +211,10 @@ int main(int argc, char **argv)
 	    {},
 	};
 	const char *dir = getenv("TMPDIR") ? getenv("TMPDIR") : "/var/tmp";
-	uint64_t size = 256u << 20;
-	double seconds = 0.3;
+	uint64_t size = 128u << 20;
+	double seconds = 0.25;
 	struct result res[ENGINE_MAX][T_MAX];
+	struct result tries[ENGINE_MAX][T_MAX][ROUNDS];
 	uint8_t *buf;
 	int c;
 
@@ -213,46 +245,40 @@ int main(int argc, char **argv)
 		return 1;
 	memset(buf, 0x5a, 1u << 20);
 
-	for (enum engine e = 0; e < ENGINE_MAX; e++) {
-		struct target t;
-		int r = target_open(&t, e, dir, size);
+	/*
+	 * Rounds alternate the engines, so that a noisy neighbour on the host
+	 * hits both alike; each round starts from fresh files, and each test
+	 * reports the median of its rounds.
+	 */
+	for (unsigned round = 0; round < ROUNDS; round++) {
+		for (enum engine e = 0; e < ENGINE_MAX; e++) {
+			int r = run_round(e, dir, size, seconds, buf, tries[e], round);
 
-		for (enum test x = 0; r >= 0 && x < T_MAX; x++) {
-			bool seq = x == T_SEQWRITE || x == T_SEQREAD;
-			struct result tries[3];
+			if (r < 0) {
+				fprintf(stderr, "bench-disk: %s failed: %s\n", engine_names[e],
+					strerror(-r));
+				return 1;
+			}
+		}
+	}
+
+	for (enum engine e = 0; e < ENGINE_MAX; e++) {
+		for (enum test x = 0; x < T_MAX; x++) {
 			struct result *p = &res[e][x];
 
-			/* The allocating test needs a disk where nothing is allocated yet. */
-			if (x == T_RANDWRITE_ALLOC) {
-				target_close(&t);
-				r = target_open(&t, e, dir, size);
-				if (r < 0)
-					break;
-			}
-			for (unsigned i = 0; r >= 0 && i < (seq ? 1u : 3u); i++)
-				r = run(&t, x, size, seconds, buf, &tries[i]);
-			if (r < 0)
-				break;
-			*p = seq ? tries[0] : median(tries);
+			*p = median(tries[e][x]);
 			printf("{\"bench\":\"disk\",\"engine\":\"%s\",\"test\":\"%s\",\"block\":%u,"
 			       "\"ops\":%" PRIu64 ",\"seconds\":%.3f,\"iops\":%.0f,\"mbps\":%.1f,"
-			       "\"flush_ms\":%.1f,\"size_mib\":%" PRIu64 "}\n",
-			       engine_names[e], test_names[x], seq ? 1u << 20 : 4096, p->ops,
+			       "\"flush_ms\":%.1f,\"size_mib\":%" PRIu64 ",\"rounds\":%d}\n",
+			       engine_names[e], test_names[x], is_seq(x) ? 1u << 20 : 4096, p->ops,
 			       p->seconds, p->ops / p->seconds, p->bytes / p->seconds / 1e6,
-			       p->flush_ms, size >> 20);
-			fflush(stdout);
-		}
-		target_close(&t);
-		if (r < 0) {
-			fprintf(stderr, "bench-disk: %s failed: %s\n", engine_names[e],
-				strerror(-r));
-			return 1;
+			       p->flush_ms, size >> 20, ROUNDS);
 		}
 	}
 
 	printf("\n%-20s %14s %14s %8s\n", "test", "raw", "qcow2", "qcow2/raw");
 	for (enum test x = 0; x < T_MAX; x++) {
-		bool seq = x == T_SEQWRITE || x == T_SEQREAD;
+		bool seq = is_seq(x);
 		double a = seq ? res[ENGINE_RAW][x].bytes / res[ENGINE_RAW][x].seconds / 1e6
 			       : res[ENGINE_RAW][x].ops / res[ENGINE_RAW][x].seconds;
 		double b = seq ? res[ENGINE_QCOW2][x].bytes / res[ENGINE_QCOW2][x].seconds / 1e6

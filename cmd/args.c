@@ -17,6 +17,11 @@ const char fvm_usage[] =
 	"  --mem SIZE           guest RAM, e.g. 256M or 2G (default 256M; 16M..64G)\n"
 	"  --vcpus N            number of vCPUs, 1..32 (default 1)\n"
 	"  --console stdio|PATH guest serial console (default stdio)\n"
+	"  --drive path=PATH[,id=ID][,ro][,root]\n"
+	"                       a virtio-blk disk, raw file, block device or qcow2\n"
+	"                       (repeatable, up to 8; PATH cannot contain commas);\n"
+	"                       id is its serial (default driveN); root makes it\n"
+	"                       /dev/vda and, without --cmdline, adds root=/dev/vda\n"
 	"  --api-sock PATH      serve the REST API on this unix socket (mode 0600);\n"
 	"                       without --kernel, wait for the VM's config there\n"
 	"  --config PATH        the VM as JSON, in the API's schema; flags override it\n"
@@ -37,6 +42,7 @@ enum {
 	OPT_LOG_LEVEL,
 	OPT_API_SOCK,
 	OPT_CONFIG,
+	OPT_DRIVE,
 	OPT_HELP,
 	OPT_VERSION,
 };
@@ -51,6 +57,7 @@ static const struct option long_options[] = {
 	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
 	{ "api-sock", required_argument, NULL, OPT_API_SOCK },
 	{ "config", required_argument, NULL, OPT_CONFIG },
+	{ "drive", required_argument, NULL, OPT_DRIVE },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{ 0 },
@@ -142,6 +149,85 @@ static int parse_log_level(const char *s, enum log_level *ret, char *err, size_t
 	return -EINVAL;
 }
 
+static bool valid_drive_id(const char *id)
+{
+	size_t len = strlen(id);
+
+	if (len == 0 || len >= VM_CONFIG_ID_MAX)
+		return false;
+	for (const char *p = id; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		      (*p >= '0' && *p <= '9') || *p == '_' || *p == '-'))
+			return false;
+	return true;
+}
+
+/* One "key=value" or flag of --drive into d. */
+static int drive_key(struct vm_drive_config *d, const char *key, char *err, size_t err_len)
+{
+	if (strcmp(key, "ro") == 0) {
+		d->read_only = true;
+	} else if (strcmp(key, "root") == 0) {
+		d->is_root = true;
+	} else if (strncmp(key, "path=", 5) == 0) {
+		return copy_string(d->path, sizeof(d->path), key + 5, "--drive path", err, err_len);
+	} else if (strncmp(key, "id=", 3) == 0) {
+		if (!valid_drive_id(key + 3)) {
+			snprintf(err, err_len,
+				 "--drive id '%s': expected 1 to %d letters, digits, '_' or '-'",
+				 key + 3, VM_CONFIG_ID_MAX - 1);
+			return -EINVAL;
+		}
+		strcpy(d->id, key + 3);
+	} else {
+		snprintf(err, err_len, "--drive: unknown key '%s' (expected path=, id=, ro, root)",
+			 key);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int parse_drive(struct vm_config *vm, const char *val, char *err, size_t err_len)
+{
+	struct vm_drive_config d = { .read_only = false };
+	char buf[VM_CONFIG_PATH_MAX + 128];
+	char *save = NULL, *key;
+	int r;
+
+	if (strlen(val) >= sizeof(buf)) {
+		snprintf(err, err_len, "--drive is too long");
+		return -EINVAL;
+	}
+	strcpy(buf, val);
+	for (key = strtok_r(buf, ",", &save); key; key = strtok_r(NULL, ",", &save)) {
+		r = drive_key(&d, key, err, err_len);
+		if (r < 0)
+			return r;
+	}
+	if (d.path[0] == '\0') {
+		snprintf(err, err_len, "--drive '%s': no path=PATH", val);
+		return -EINVAL;
+	}
+	if (vm->nr_drives == VM_MAX_DRIVES) {
+		snprintf(err, err_len, "--drive: at most %d drives", VM_MAX_DRIVES);
+		return -EINVAL;
+	}
+	if (d.id[0] == '\0')
+		snprintf(d.id, sizeof(d.id), "drive%u", vm->nr_drives);
+	for (uint32_t i = 0; i < vm->nr_drives; i++) {
+		if (strcmp(vm->drives[i].id, d.id) == 0) {
+			snprintf(err, err_len, "--drive: two drives with the id '%s'", d.id);
+			return -EINVAL;
+		}
+		if (d.is_root && vm->drives[i].is_root) {
+			snprintf(err, err_len, "--drive: only one drive can be the root device");
+			return -EINVAL;
+		}
+	}
+	vm->drives[vm->nr_drives++] = d;
+	return 0;
+}
+
 static int apply_option(struct fvm_args *a, int opt, const char *val, char *err, size_t err_len)
 {
 	uint64_t bytes;
@@ -188,6 +274,8 @@ static int apply_option(struct fvm_args *a, int opt, const char *val, char *err,
 	case OPT_CONFIG:
 		return copy_string(a->config_path, sizeof(a->config_path), val, "--config", err,
 				   err_len);
+	case OPT_DRIVE:
+		return parse_drive(&a->vm, val, err, err_len);
 	case OPT_HELP:
 		a->show_help = true;
 		return 0;

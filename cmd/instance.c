@@ -13,6 +13,7 @@
 #include "instance.h"
 #include "mem-file.h"
 #include "state-file.h"
+#include "vm-devices.h"
 #include "vm-state.h"
 
 int instance_init(struct instance *inst, const struct vm_config *cfg, int console_fd,
@@ -70,6 +71,9 @@ static int boot_vm(struct instance *inst, char *why, size_t len)
 	r = vm_create(&p, &inst->vm, why, len);
 	if (r < 0)
 		return r;
+	r = vm_attach_drives(inst->vm, &inst->cfg, why, len);
+	if (r < 0)
+		return r;
 	return vm_load_linux(inst->vm, &inst->cfg, why, len);
 }
 
@@ -105,16 +109,31 @@ static int restore_vm(struct instance *inst, char *why, size_t len)
 			 req->mem_file_path, strerror(-r), (unsigned long long)p.mem_bytes);
 		return r;
 	}
+	/*
+	 * The drives configured for this instance, attached as at boot: their
+	 * saved state is found by slot and refused unless the disk matches.
+	 */
+	r = vm_attach_drives(inst->vm, &inst->cfg, why, len);
+	if (r < 0)
+		return r;
 	n = vm_state_devices(inst->vm, devs, VM_MAX_STATE_DEVICES);
 	r = state_decode(blob, blob_len, &st, devs, n, why, len);
 	if (r < 0)
 		return r;
-	r = vm_state_restore(inst->vm, st);
-	if (r < 0)
+	r = vm_state_restore(inst->vm, st, req->clock_realtime ? VM_CLOCK_REALTIME : VM_CLOCK_CONTINUE);
+	if (r < 0) {
 		snprintf(why, len, "restoring the snapshot into KVM failed: %s", strerror(-r));
-	else
-		inst->cfg.mem_bytes = p.mem_bytes, inst->cfg.vcpus = p.nr_vcpus;
-	return r;
+		return r;
+	}
+	/* Every restore is a new instance of the machine: new generation ID. */
+	r = vmgenid_regenerate(&inst->vm->genid, &inst->vm->mem);
+	if (r < 0) {
+		snprintf(why, len, "cannot renew the VM generation ID: %s", strerror(-r));
+		return r;
+	}
+	inst->cfg.mem_bytes = p.mem_bytes;
+	inst->cfg.vcpus = p.nr_vcpus;
+	return 0;
 }
 
 static int start_vm(struct instance *inst, enum instance_start how)
@@ -277,6 +296,35 @@ static int op_put_boot_source(void *opaque, const struct api_boot_source *req,
 	inst->cfg.has_cmdline = req->has_cmdline;
 	pthread_mutex_unlock(&inst->lock);
 	return 0;
+}
+
+/* Create or replace drive req->id; attached at start, the root drive first. */
+static int op_put_drive(void *opaque, const struct vm_drive_config *req, struct api_fault *f)
+{
+	struct instance *inst = opaque;
+	struct vm_config *cfg = &inst->cfg;
+	uint32_t i;
+	int r = 0;
+
+	pthread_mutex_lock(&inst->lock);
+	for (i = 0; i < cfg->nr_drives && strcmp(cfg->drives[i].id, req->id) != 0; i++)
+		;
+	for (uint32_t j = 0; j < cfg->nr_drives; j++) {
+		if (j != i && req->is_root && cfg->drives[j].is_root) {
+			api_fault_set(f, "drive '%s' is already the root device", cfg->drives[j].id);
+			r = -EINVAL;
+		}
+	}
+	if (r >= 0 && i == VM_MAX_DRIVES) {
+		api_fault_set(f, "at most %d drives", VM_MAX_DRIVES);
+		r = -ENOSPC;
+	}
+	if (r >= 0) {
+		cfg->drives[i] = *req;
+		cfg->nr_drives = MAX(cfg->nr_drives, i + 1);
+	}
+	pthread_mutex_unlock(&inst->lock);
+	return r;
 }
 
 /* Ask the main thread to start the VM and wait for its answer. */
@@ -600,6 +648,7 @@ const struct api_backend_ops instance_api_ops = {
 	.get_state = op_get_state,
 	.put_machine_config = op_put_machine_config,
 	.put_boot_source = op_put_boot_source,
+	.put_drive = op_put_drive,
 	.action = op_action,
 	.set_vm_state = op_set_vm_state,
 	.get_vm_config = op_get_vm_config,
@@ -609,7 +658,7 @@ const struct api_backend_ops instance_api_ops = {
 	.list_clones = op_list_clones,
 	.metrics = op_metrics,
 	/*
-	 * Drives, network interfaces, vsock, entropy, exec, invoke and disk
+	 * Network interfaces, vsock, entropy, exec, invoke and disk
 	 * commit need devices and the guest agent that fvm does not have yet:
 	 * NULL makes the API answer 501 naming the missing operation.
 	 */

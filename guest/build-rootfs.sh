@@ -106,7 +106,9 @@ make_cpio() {
 
 make_ext4() {
 	local root=$1 out=$2
-	mke2fs -q -t ext4 -L fvm-root -d "$root" -E root_owner=0:0 "$out" 32M >&2 ||
+	# An existing file keeps mke2fs from announcing that it creates one.
+	truncate -s 32M "$out"
+	mke2fs -q -t ext4 -L fvm-root -d "$root" -E root_owner=0:0 "$out" >&2 ||
 		die "mke2fs -d failed"
 }
 

@@ -53,9 +53,15 @@ int fork_restore_clone(struct vm *vm, const struct vm_state *st, char *reason, s
 
 	if (r < 0)
 		return r;
-	r = vm_state_restore(vm, st);
-	if (r < 0)
+	r = vm_state_restore(vm, st, VM_CLOCK_REALTIME);
+	if (r < 0) {
 		snprintf(reason, reason_len, "restoring the clone's state failed: %s", strerror(-r));
+		return r;
+	}
+	/* A new instance of the machine: the guest reseeds its RNG. */
+	r = vmgenid_regenerate(&vm->genid, &vm->mem);
+	if (r < 0)
+		snprintf(reason, reason_len, "cannot renew the VM generation ID: %s", strerror(-r));
 	return r;
 }
 

@@ -130,6 +130,12 @@ static int run_add(struct qcow2 *q, struct run *run, uint64_t host, const uint8_
 	return 0;
 }
 
+/* True when the guest cluster at `guest` would read zeros if left unallocated. */
+static bool backing_is_zero(const struct qcow2 *q, uint64_t guest)
+{
+	return q->backing_kind == QCOW2_BACKING_NONE || guest >= q->backing_size;
+}
+
 /* A cluster we are about to overwrite in place must be plausible. */
 static int check_in_place(struct qcow2 *q, uint64_t host, uint64_t guest)
 {
@@ -164,6 +170,38 @@ static int write_cluster(struct qcow2 *q, struct qcow2_table *t, uint64_t idx, u
 		if (r < 0)
 			return r;
 		return run_add(q, run, host + in, buf, n);
+	}
+
+	/*
+	 * Old contents of zeros, and a new cluster in space never written
+	 * (past the end of the file, which reads as zeros): only the new
+	 * bytes need writing. The common case of a fresh image.
+	 */
+	if (!full &&
+	    (kind == QCOW2_CLUSTER_ZERO ||
+	     (kind == QCOW2_CLUSTER_ZERO_ALLOC && !(qcow2_l2_entry(t, idx) & QCOW2_OFLAG_COPIED)) ||
+	     (kind == QCOW2_CLUSTER_UNALLOCATED && backing_is_zero(q, guest)))) {
+		uint64_t end = q->file_size;
+
+		r = qcow2_alloc_cluster(q, &fresh);
+		if (r < 0)
+			return r;
+		if (fresh >= end) {
+			r = run_add(q, run, fresh + in, buf, n);
+			if (r < 0)
+				return r;
+			goto installed;
+		}
+		/* Reused space may hold old bytes: write the whole cluster. */
+		memset(q->bounce, 0, q->cluster_size);
+		memcpy(q->bounce + in, buf, n);
+		r = run_flush(q, run);
+		if (r >= 0)
+			r = qcow2_pwrite(q, q->bounce, q->cluster_size, fresh);
+		if (r < 0)
+			return qcow2_fail(q, r, "failed to write '%s'", q->path);
+		q->deps_unsynced = true;
+		goto installed;
 	}
 
 	/* Build the whole cluster for partial writes: old contents around new bytes. */
@@ -213,6 +251,7 @@ static int write_cluster(struct qcow2 *q, struct qcow2_table *t, uint64_t idx, u
 	if (r < 0)
 		return r;
 
+installed:
 	qcow2_l2_set(t, idx, fresh | QCOW2_OFLAG_COPIED);
 	/* Rule 4: the old cluster is released once the new entry is durable. */
 	if (host && kind != QCOW2_CLUSTER_UNALLOCATED)
@@ -259,12 +298,6 @@ int qcow2_write(struct qcow2 *q, const void *buf, uint64_t len, uint64_t offset)
 		} while (len && offset >> (q->cluster_bits + q->l2_bits) == l1_index);
 	}
 	return run_flush(q, &run);
-}
-
-/* True when the guest cluster at `guest` would read zeros if left unallocated. */
-static bool backing_is_zero(const struct qcow2 *q, uint64_t guest)
-{
-	return q->backing_kind == QCOW2_BACKING_NONE || guest >= q->backing_size;
 }
 
 /* Write real zeros over part of a cluster, unless it reads as zeros already. */

@@ -185,7 +185,20 @@ static void emit_device(struct aml *a, const struct acpi_device *d)
 	size_t crs;
 
 	emit_hid(a, d->hid);
+	if (d->cid)
+		aml_name_string(a, "_CID", d->cid);
 	aml_name_integer(a, "_UID", d->uid);
+	if (d->has_addr) {
+		uint64_t halves[2] = { d->addr & 0xffffffffu, d->addr >> 32 };
+
+		aml_name_package(a, "ADDR", halves, 2);
+	}
+	if (d->evt_notify)
+		aml_method_evt_notify(a, d->evt_notify, 0x80);
+	if (!d->io_base && !d->mmio_base && !d->has_irq) {
+		aml_end(a, dev);
+		return;
+	}
 	crs = aml_crs_begin(a);
 	if (d->io_base)
 		aml_res_io(a, d->io_base, d->io_len);

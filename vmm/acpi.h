@@ -30,6 +30,10 @@ struct acpi_device {
 	uint32_t mmio_len;
 	bool has_irq;
 	uint32_t gsi;
+	const char *cid;	/* optional _CID string */
+	bool has_addr;		/* Name(ADDR, Package(){ low32, high32 }) */
+	uint64_t addr;
+	const char *evt_notify; /* a GED: Method(_EVT) notifies this "\\_SB_XXXX" */
 };
 
 enum { ACPI_MAX_DEVICES = 32 };

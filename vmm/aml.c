@@ -15,6 +15,10 @@ enum {
 	AML_QWORD_PREFIX = 0x0e,
 	AML_SCOPE_OP = 0x10,
 	AML_BUFFER_OP = 0x11,
+	AML_PACKAGE_OP = 0x12,
+	AML_METHOD_OP = 0x14,
+	AML_DUAL_NAME_PREFIX = 0x2e,
+	AML_NOTIFY_OP = 0x86,
 	AML_EXT_PREFIX = 0x5b,
 	AML_DEVICE_OP = 0x82,
 	AML_ROOT_CHAR = 0x5c,
@@ -182,6 +186,46 @@ void aml_end(struct aml *a, size_t mark)
 	memmove(a->buf + mark + n, a->buf + mark + PKGLEN_RESERVED, body);
 	memcpy(a->buf + mark, enc, n);
 	a->len = mark + n + body;
+}
+
+void aml_name_package(struct aml *a, const char *name, const uint64_t *values, uint32_t n)
+{
+	size_t mark;
+
+	if (n > 255) {
+		a->error = -EINVAL;
+		return;
+	}
+	aml_byte(a, AML_NAME_OP);
+	aml_nameseg(a, name);
+	aml_byte(a, AML_PACKAGE_OP);
+	mark = pkg_begin(a);
+	aml_byte(a, (uint8_t)n);
+	for (uint32_t i = 0; i < n; i++)
+		aml_integer(a, values[i]);
+	aml_end(a, mark);
+}
+
+void aml_method_evt_notify(struct aml *a, const char *target, uint8_t value)
+{
+	size_t mark;
+
+	/* "\\" then exactly two 4-character segments. */
+	if (strlen(target) != 9 || target[0] != '\\') {
+		a->error = -EINVAL;
+		return;
+	}
+	aml_byte(a, AML_METHOD_OP);
+	mark = pkg_begin(a);
+	aml_nameseg(a, "_EVT");
+	aml_byte(a, 0x01); /* MethodFlags: one argument, not serialized */
+	aml_byte(a, AML_NOTIFY_OP);
+	aml_byte(a, AML_ROOT_CHAR);
+	aml_byte(a, AML_DUAL_NAME_PREFIX);
+	aml_bytes(a, target + 1, 8);
+	aml_byte(a, AML_BYTE_PREFIX);
+	aml_byte(a, value);
+	aml_end(a, mark);
 }
 
 size_t aml_scope_begin(struct aml *a, const char *name)

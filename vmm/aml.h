@@ -46,5 +46,15 @@ void aml_res_memory32(struct aml *a, uint32_t base, uint32_t len);
 /* Extended interrupt: consumer, edge-triggered, active-high, exclusive. */
 void aml_res_interrupt_edge(struct aml *a, uint32_t gsi);
 
+/* Name(NAME, Package(){ v0, v1, ... }) of integers. */
+void aml_name_package(struct aml *a, const char *name, const uint64_t *values, uint32_t n);
+
+/*
+ * Method(_EVT, 1) { Notify(target, value) }: what a Generic Event Device
+ * runs on its interrupt. target is an absolute two-segment path such as
+ * "\\_SB_VGEN".
+ */
+void aml_method_evt_notify(struct aml *a, const char *target, uint8_t value);
+
 /* The compressed 32-bit form of an EISA ID such as "PNP0501"; -1 if malformed. */
 int64_t aml_eisaid(const char *id);

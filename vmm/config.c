@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: MIT
+#include <stdio.h>
 #include <string.h>
 
 #include "config.h"
@@ -9,6 +10,36 @@ void vm_config_init(struct vm_config *cfg)
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->mem_bytes = VM_MEM_DEFAULT;
 	cfg->vcpus = 1;
+}
+
+static int validate_drives(const struct vm_config *cfg, const char **ret_reason)
+{
+	uint32_t roots = 0;
+
+	if (cfg->nr_drives > VM_MAX_DRIVES) {
+		*ret_reason = "at most 8 drives";
+		return -EINVAL;
+	}
+	for (uint32_t i = 0; i < cfg->nr_drives; i++) {
+		const struct vm_drive_config *d = &cfg->drives[i];
+
+		if (d->path[0] == '\0' || d->id[0] == '\0') {
+			*ret_reason = "every drive needs a path and an id";
+			return -EINVAL;
+		}
+		for (uint32_t j = 0; j < i; j++) {
+			if (strcmp(cfg->drives[j].id, d->id) == 0) {
+				*ret_reason = "two drives have the same id";
+				return -EINVAL;
+			}
+		}
+		roots += d->is_root;
+	}
+	if (roots > 1) {
+		*ret_reason = "at most one drive can be the root device";
+		return -EINVAL;
+	}
+	return 0;
 }
 
 int vm_config_validate(const struct vm_config *cfg, const char **ret_reason)
@@ -29,5 +60,17 @@ int vm_config_validate(const struct vm_config *cfg, const char **ret_reason)
 		*ret_reason = "memory size must be a multiple of 4 KiB";
 		return -EINVAL;
 	}
-	return 0;
+	return validate_drives(cfg, ret_reason);
+}
+
+const char *vm_config_cmdline(const struct vm_config *cfg, char *buf, size_t len)
+{
+	if (cfg->has_cmdline)
+		return cfg->cmdline;
+	snprintf(buf, len, "%s", VM_DEFAULT_CMDLINE);
+	for (uint32_t i = 0; i < cfg->nr_drives && i < VM_MAX_DRIVES; i++)
+		if (cfg->drives[i].is_root)
+			snprintf(buf, len, "%s root=/dev/vda %s", VM_DEFAULT_CMDLINE,
+				 cfg->drives[i].read_only ? "ro" : "rw");
+	return buf;
 }

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 enum {
@@ -71,3 +72,11 @@ int vm_config_validate(const struct vm_config *cfg, const char **ret_reason);
 
 /* The command line used when none is given. */
 #define VM_DEFAULT_CMDLINE "console=ttyS0 reboot=k panic=1"
+
+/*
+ * The kernel command line to boot with: the user's when given, verbatim;
+ * otherwise VM_DEFAULT_CMDLINE, plus "root=/dev/vda rw" (or ro) when a
+ * drive is the root device (it is attached first, so it is vda). Returns
+ * cfg->cmdline or buf.
+ */
+const char *vm_config_cmdline(const struct vm_config *cfg, char *buf, size_t len);

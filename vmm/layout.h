@@ -22,6 +22,8 @@
 /* The BIOS area where the guest scans for the ACPI RSDP. */
 #define LAYOUT_ACPI		0xe0000ull
 #define LAYOUT_ACPI_SIZE	0x20000ull
+/* The VM generation ID: 16 bytes in the last page of the reserved ACPI area. */
+#define LAYOUT_VMGENID		0xff000ull
 #define LAYOUT_HIGH_MEMORY	0x100000ull
 #define LAYOUT_KERNEL_DEFAULT	0x1000000ull
 

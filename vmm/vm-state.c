@@ -44,6 +44,11 @@ int vm_state_capture(struct vm *vm, struct vm_state *st)
 
 	if (st->nr_vcpus != vm->nr_vcpus)
 		return -EINVAL;
+	/*
+	 * Devices first: finishing their I/O writes guest memory and may
+	 * raise interrupts, which must be in the LAPIC state captured below.
+	 */
+	vm_quiesce_devices(vm);
 	st->mem_bytes = vm->mem.size;
 	for (uint32_t i = 0; i < vm->nr_vcpus; i++) {
 		r = vcpu_state_capture(&vm->vcpus[i], &st->vcpus[i]);
@@ -55,7 +60,7 @@ int vm_state_capture(struct vm *vm, struct vm_state *st)
 	return 0;
 }
 
-int vm_state_restore(struct vm *vm, const struct vm_state *st)
+int vm_state_restore(struct vm *vm, const struct vm_state *st, enum vm_clock_mode mode)
 {
 	struct kvm_clock_data clock = { .clock = st->clock.clock };
 	int r;
@@ -68,10 +73,16 @@ int vm_state_restore(struct vm *vm, const struct vm_state *st)
 			return r;
 	}
 	/*
-	 * kvmclock last: it continues from the captured value, so the guest
-	 * sees no time pass while it was paused, and setting it after the
-	 * vCPUs' kvmclock MSRs makes KVM publish the final offset to them.
+	 * kvmclock last, so that KVM publishes the final offset to the vCPUs'
+	 * kvmclock pages. By default it continues from the captured value (the
+	 * guest sees no time pass); with VM_CLOCK_REALTIME, KVM adds the host
+	 * real time elapsed since the capture, so a clone or a restored VM
+	 * starts at the right time of day.
 	 */
+	if (mode == VM_CLOCK_REALTIME && (st->clock.flags & KVM_CLOCK_REALTIME)) {
+		clock.flags = KVM_CLOCK_REALTIME;
+		clock.realtime = st->clock.realtime;
+	}
 	if (ioctl(vm->fd, KVM_SET_CLOCK, &clock) < 0)
 		return neg_errno();
 	/* The new KVM VM has no pin routes yet: republish the IOAPIC's. */

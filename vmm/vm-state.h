@@ -53,11 +53,20 @@ DEFINE_CLEANUP_FUNC(struct vm_state, vm_state_free)
 /* Capture a paused VM into a vm_state made for its vCPU count. */
 int vm_state_capture(struct vm *vm, struct vm_state *st) __must_check;
 
+enum vm_clock_mode {
+	/* kvmclock continues from the captured value: no time passed. */
+	VM_CLOCK_CONTINUE,
+	/* kvmclock advances by the real time since capture (when KVM can). */
+	VM_CLOCK_REALTIME,
+	VM_CLOCK_MODE_MAX,
+};
+
 /*
  * Load state into a VM whose KVM objects were just created (vm_create or
  * vm_recreate_kvm) with the same memory size and vCPU count.
  */
-int vm_state_restore(struct vm *vm, const struct vm_state *state) __must_check;
+int vm_state_restore(struct vm *vm, const struct vm_state *state,
+		     enum vm_clock_mode clock) __must_check;
 
 int vcpu_state_capture(struct vcpu *vcpu, struct vcpu_state *ret_state) __must_check;
 int vcpu_state_restore(struct vcpu *vcpu, const struct vcpu_state *state) __must_check;

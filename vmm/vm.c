@@ -131,6 +131,24 @@ static int register_memory(struct vm *vm, char *reason, size_t len)
 	return 0;
 }
 
+static int attach_vmgenid(struct vm *vm)
+{
+	struct irq_line ged = { .set_level = ioapic_set_level, .controller = &vm->ioapic,
+				.pin = VMGENID_GED_GSI };
+	struct acpi_device devs[2];
+	int r;
+
+	vmgenid_init(&vm->genid, LAYOUT_VMGENID, ged);
+	vmgenid_describe(&vm->genid, devs);
+	r = vm_add_acpi_device(vm, &devs[0]);
+	if (r >= 0)
+		r = vm_add_acpi_device(vm, &devs[1]);
+	/* A first ID; the guest reads it at boot (there is no one to notify yet). */
+	if (r >= 0)
+		r = vmgenid_new_id(&vm->genid, &vm->mem);
+	return r;
+}
+
 static int attach_platform_devices(struct vm *vm, int console_fd)
 {
 	struct ioapic_backend backend = { .send_msi = ioapic_send_msi,
@@ -167,6 +185,8 @@ static int attach_platform_devices(struct vm *vm, int console_fd)
 				 &vm->pm);
 	if (r >= 0)
 		r = vm_add_acpi_device(vm, &com1_acpi);
+	if (r >= 0)
+		r = attach_vmgenid(vm);
 	return r;
 }
 
@@ -226,6 +246,14 @@ int vm_recreate_kvm(struct vm *vm, char *reason, size_t reason_len)
 		r = register_memory(vm, reason, reason_len);
 	if (r >= 0)
 		r = create_vcpus(vm, false, reason, reason_len);
+	for (uint32_t i = 0; r >= 0 && i < vm->nr_devices; i++) {
+		const struct vm_device *d = &vm->devices[i];
+
+		if (d->ops->rebind)
+			r = d->ops->rebind(d->dev, vm);
+		if (r < 0)
+			snprintf(reason, reason_len, "cannot rebind device %u: %s", i, strerror(-r));
+	}
 	return r;
 }
 
@@ -304,6 +332,37 @@ int vm_io_watch(struct vm *vm, int fd, short events, vm_io_handler handler, void
 	return 0;
 }
 
+int vm_add_device(struct vm *vm, const struct vm_device *dev)
+{
+	struct state_device all[VM_MAX_STATE_DEVICES];
+
+	if (!dev->ops)
+		return -EINVAL;
+	/* Its state must fit beside everyone else's in a snapshot. */
+	if (vm->nr_devices == VM_MAX_DEVICES ||
+	    (dev->state.desc && vm_state_devices(vm, all, VM_MAX_STATE_DEVICES) ==
+				    VM_MAX_STATE_DEVICES))
+		return -ENOSPC;
+	vm->devices[vm->nr_devices++] = *dev;
+	return 0;
+}
+
+void vm_quiesce_devices(struct vm *vm)
+{
+	for (uint32_t i = 0; i < vm->nr_devices; i++)
+		if (vm->devices[i].ops->quiesce)
+			vm->devices[i].ops->quiesce(vm->devices[i].dev);
+}
+
+/* Appends the attached devices' states after the platform's. */
+static uint32_t attached_states(struct vm *vm, struct state_device *out, uint32_t n, uint32_t max)
+{
+	for (uint32_t i = 0; i < vm->nr_devices && n < max; i++)
+		if (vm->devices[i].state.desc)
+			out[n++] = vm->devices[i].state;
+	return n;
+}
+
 uint32_t vm_state_devices(struct vm *vm, struct state_device *out, uint32_t max)
 {
 	struct state_device all[] = {
@@ -315,7 +374,7 @@ uint32_t vm_state_devices(struct vm *vm, struct state_device *out, uint32_t max)
 	uint32_t n = MIN((uint32_t)ARRAY_SIZE(all), max);
 
 	memcpy(out, all, n * sizeof(all[0]));
-	return n;
+	return attached_states(vm, out, n, max);
 }
 
 void vm_destroy(struct vm *vm)
@@ -324,6 +383,10 @@ void vm_destroy(struct vm *vm)
 		return;
 	for (uint32_t i = 0; i < VM_MAX_VCPUS; i++)
 		vcpu_destroy(&vm->vcpus[i]);
+	/* Devices first: their in-flight I/O targets guest memory. */
+	for (uint32_t i = vm->nr_devices; i-- > 0;)
+		if (vm->devices[i].ops->destroy)
+			vm->devices[i].ops->destroy(vm->devices[i].dev);
 	serial_destroy(&vm->serial);
 	ioapic_destroy(&vm->ioapic);
 	guest_mem_destroy(&vm->mem);
@@ -416,6 +479,7 @@ int vm_load_linux(struct vm *vm, const struct vm_config *cfg, char *reason, size
 				    .devices = vm->acpi_devices, .nr_devices = vm->nr_acpi_devices };
 	struct kernel_image kernel;
 	struct boot_info info = { 0 };
+	char cmdline[VM_CONFIG_CMDLINE_MAX];
 	const char *why = NULL;
 	int r;
 
@@ -428,7 +492,7 @@ int vm_load_linux(struct vm *vm, const struct vm_config *cfg, char *reason, size
 		return r;
 	}
 	r = boot_write_boot_data(&vm->mem, &kernel, &info,
-				 cfg->has_cmdline ? cfg->cmdline : VM_DEFAULT_CMDLINE, &why);
+				 vm_config_cmdline(cfg, cmdline, sizeof(cmdline)), &why);
 	if (r < 0) {
 		snprintf(reason, reason_len, "%s", why);
 		return r;

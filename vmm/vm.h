@@ -22,6 +22,7 @@
 #include "kvm.h"
 #include "memory.h"
 #include "serial.h"
+#include "vmgenid.h"
 
 /* Why a VM stopped running. */
 enum vm_exit_reason {
@@ -72,6 +73,32 @@ struct vm_io_watch {
 
 enum { VM_MAX_IO_WATCHES = 64 };
 
+/*
+ * A device attached after the platform devices (virtio): what the VM
+ * does with it at a snapshot, a fork and the end. Every hook may be NULL.
+ */
+struct vm_device_ops {
+	/* The VM is paused and about to be captured: finish all in-flight work. */
+	void (*quiesce)(void *dev);
+	/*
+	 * In a fork child, after vm_recreate_kvm(): fds shared with the parent
+	 * (eventfds, io_uring) must become the child's own, and KVM bindings
+	 * (ioeventfd, irqfd) must be made again on the new KVM VM.
+	 */
+	int (*rebind)(void *dev, struct vm *vm);
+	void (*destroy)(void *dev);
+};
+
+struct vm_device {
+	const struct vm_device_ops *ops;
+	void *dev;
+	/* Its saved state (NULL: none). */
+	struct state_device state;
+};
+
+/* virtio-mmio slots: LAYOUT_VIRTIO_MMIO + 4 KiB each, IOAPIC pins from 5 (4 is COM1). */
+enum { VM_MAX_DEVICES = 8, VM_VIRTIO_FIRST_GSI = 5 };
+
 struct vm_params {
 	uint64_t mem_bytes;
 	uint32_t nr_vcpus;
@@ -90,12 +117,18 @@ struct vm {
 	struct serial serial;
 	struct i8042 i8042;
 	struct acpi_pm pm;
+	struct vmgenid genid;
 	uint32_t nr_vcpus;
 	struct vcpu vcpus[VM_MAX_VCPUS];
 
 	/* Devices the DSDT describes (COM1, virtio-mmio, ...), in attach order. */
 	struct acpi_device acpi_devices[ACPI_MAX_DEVICES];
 	uint32_t nr_acpi_devices;
+
+	/* Attached devices (virtio), in attach order; slot i of virtio-mmio is the i-th. */
+	struct vm_device devices[VM_MAX_DEVICES];
+	uint32_t nr_devices;
+	uint32_t nr_virtio;
 
 	/* fds the I/O thread serves (ioeventfds, backends), set up before vm_run(). */
 	struct vm_io_watch io_watches[VM_MAX_IO_WATCHES];
@@ -165,6 +198,12 @@ int vm_add_acpi_device(struct vm *vm, const struct acpi_device *dev) __must_chec
  */
 int vm_io_watch(struct vm *vm, int fd, short events, vm_io_handler handler,
 		void *opaque) __must_check;
+
+/* Take ownership of an attached device (before vm_run()); -ENOSPC when full. */
+int vm_add_device(struct vm *vm, const struct vm_device *dev) __must_check;
+
+/* Run every device's quiesce hook (the VM is paused). */
+void vm_quiesce_devices(struct vm *vm);
 
 /* The devices whose state a snapshot or fork carries, in a fixed order. */
 enum { VM_MAX_STATE_DEVICES = 16 };

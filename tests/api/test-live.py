@@ -155,9 +155,15 @@ def api_life_cycle(tmp):
     check("PUT /machine-config", code == 204, code)
     code, _ = curl(sock, "PUT", "/boot-source", {"kernel_image_path": TINY})
     check("PUT /boot-source", code == 204, code)
-    code, data = curl(sock, "PUT", "/drives/root", {"drive_id": "root", "path_on_host": "/dev/null",
-                                                    "is_root_device": True, "is_read_only": True})
-    check("PUT /drives answers 501 until virtio-blk exists", code == 501, f"{code} {data}")
+    disk = os.path.join(tmp, "data.raw")
+    with open(disk, "wb") as f:
+        f.truncate(1 << 20)
+    code, data = curl(sock, "PUT", "/drives/data", {"drive_id": "data", "path_on_host": disk,
+                                                    "is_root_device": False, "is_read_only": False})
+    check("PUT /drives with a raw image", code == 204, f"{code} {data}")
+    code, data = curl(sock, "PUT", "/drives/data", {"drive_id": "other", "path_on_host": disk,
+                                                    "is_root_device": False, "is_read_only": False})
+    check("PUT /drives with a mismatched id is refused", code == 400, f"{code} {data}")
     code, data = curl(sock, "PUT", "/actions", {"action_type": "InstanceStart"})
     check("InstanceStart", code == 204, f"{code} {data}")
     check("guest ready", wait_for(lambda: "tiny: ready" in read(log)), read(log)[-200:])

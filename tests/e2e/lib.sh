@@ -100,8 +100,10 @@ e2e_check_guest_run() {
 	shift 2
 	status=$(cat "$out/status")
 	((status != 124)) || e2e_fail "$vmm" "timed out (guest console and stderr above)"
-	e2e_has_line "$out" "$E2E_READY" ||
-		e2e_fail "guest boot" "no '$E2E_READY' line on the console ($vmm exited $status)"
+	if ! e2e_has_line "$out" "$E2E_READY"; then
+		((status == 0)) || e2e_fail "$vmm" "$vmm exited with status $status before the guest was ready"
+		e2e_fail "guest boot" "$vmm exited 0 but the guest never printed '$E2E_READY'"
+	fi
 	e2e_has_line "$out" "${E2E_EXIT_PREFIX}0" ||
 		e2e_fail "guest command" "no '${E2E_EXIT_PREFIX}0' line on the console"
 	for line in "$@"; do

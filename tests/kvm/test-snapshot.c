@@ -53,7 +53,7 @@ static int load(struct tiny_vm *t, const void *blob, size_t len, char *why, size
 	int r = state_decode(blob, len, &st, devs, n, why, why_len);
 
 	if (r >= 0)
-		r = vm_state_restore(t->vm, st);
+		r = vm_state_restore(t->vm, st, VM_CLOCK_CONTINUE);
 	vm_state_free(st);
 	return r;
 }

@@ -379,6 +379,64 @@ static void test_other_bad_values(void **state)
 	free(long_cmdline);
 }
 
+static void test_drives(void **state)
+{
+	struct fvm_args a;
+	char buf[VM_CONFIG_CMDLINE_MAX];
+
+	expect_ok(ARGS("--kernel", "k", "--drive", "path=/d/root.qcow2,root", "--drive",
+		       "ro,id=data_1,path=/d/data.raw"),
+		  &a);
+	assert_int_equal(a.vm.nr_drives, 2);
+	assert_string_equal(a.vm.drives[0].path, "/d/root.qcow2");
+	assert_string_equal(a.vm.drives[0].id, "drive0");
+	assert_true(a.vm.drives[0].is_root);
+	assert_false(a.vm.drives[0].read_only);
+	assert_string_equal(a.vm.drives[1].path, "/d/data.raw");
+	assert_string_equal(a.vm.drives[1].id, "data_1");
+	assert_true(a.vm.drives[1].read_only);
+	assert_false(a.vm.drives[1].is_root);
+	/* A root drive completes the default command line, never the user's. */
+	assert_string_equal(vm_config_cmdline(&a.vm, buf, sizeof(buf)),
+			    VM_DEFAULT_CMDLINE " root=/dev/vda rw");
+	a.vm.drives[0].read_only = true;
+	assert_string_equal(vm_config_cmdline(&a.vm, buf, sizeof(buf)),
+			    VM_DEFAULT_CMDLINE " root=/dev/vda ro");
+	expect_ok(ARGS("--kernel", "k", "--drive", "path=/r,root", "--cmdline", "console=hvc0"), &a);
+	assert_string_equal(vm_config_cmdline(&a.vm, buf, sizeof(buf)), "console=hvc0");
+	expect_ok(ARGS("--kernel", "k", "--drive", "path=/data"), &a);
+	assert_string_equal(vm_config_cmdline(&a.vm, buf, sizeof(buf)), VM_DEFAULT_CMDLINE);
+	assert_non_null(strstr(fvm_usage, "--drive"));
+}
+
+static void test_bad_drives(void **state)
+{
+	struct fvm_args a;
+
+	expect_error(ARGS("--kernel", "k", "--drive", "id=x"), "--drive", "path=");
+	expect_error(ARGS("--kernel", "k", "--drive", "path="), "--drive path", "empty");
+	expect_error(ARGS("--kernel", "k", "--drive", "path=/a,rw"), "unknown key", "'rw'");
+	expect_error(ARGS("--kernel", "k", "--drive", "path=/a,id=no/slash"), "--drive id", NULL);
+	expect_error(ARGS("--kernel", "k", "--drive", "path=/a,id=x", "--drive", "path=/b,id=x"),
+		     "two drives", "'x'");
+	expect_error(ARGS("--kernel", "k", "--drive", "path=/a,root", "--drive", "path=/b,root"),
+		     "root", NULL);
+	expect_error(ARGS("--kernel", "k", "--drive", "path=/1", "--drive", "path=/2", "--drive",
+			  "path=/3", "--drive", "path=/4", "--drive", "path=/5", "--drive",
+			  "path=/6", "--drive", "path=/7", "--drive", "path=/8", "--drive",
+			  "path=/9"),
+		     "at most 8", NULL);
+	expect_ok(ARGS("--kernel", "k", "--drive", "path=/a"), &a);
+	/* The same rules hold for a config from a file or the API. */
+	a.vm.drives[1] = a.vm.drives[0];
+	a.vm.nr_drives = 2;
+	assert_int_equal(vm_config_validate(&a.vm, &(const char *){ NULL }), -EINVAL);
+	snprintf(a.vm.drives[1].id, sizeof(a.vm.drives[1].id), "other");
+	assert_int_equal(vm_config_validate(&a.vm, &(const char *){ NULL }), 0);
+	a.vm.drives[0].is_root = a.vm.drives[1].is_root = true;
+	assert_int_equal(vm_config_validate(&a.vm, &(const char *){ NULL }), -EINVAL);
+}
+
 static void test_small_error_buffer(void **state)
 {
 	struct fvm_args a;
@@ -458,6 +516,8 @@ int main(void)
 		cmocka_unit_test(test_stray_argument),
 		cmocka_unit_test(test_help_and_version),
 		cmocka_unit_test(test_other_bad_values),
+		cmocka_unit_test(test_drives),
+		cmocka_unit_test(test_bad_drives),
 		cmocka_unit_test(test_small_error_buffer),
 		cmocka_unit_test(test_config_validate),
 	};

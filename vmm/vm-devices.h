@@ -1,0 +1,27 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Builders that attach virtio devices to a VM: a virtio-mmio slot (4 KiB
+ * at LAYOUT_VIRTIO_MMIO + 4 KiB x slot), an IOAPIC pin (from
+ * VM_VIRTIO_FIRST_GSI up), an ACPI description (LNRO0005, so Linux
+ * finds the device and maps its interrupt), a KVM ioeventfd per queue
+ * and a KVM irqfd, all served by the I/O thread. Call them after
+ * vm_create() and before vm_load_linux() (which writes the ACPI tables).
+ * Booting and restoring attach the same devices in the same order: the
+ * slot names a device's saved state.
+ */
+#pragma once
+
+#include <stddef.h>
+
+#include "config.h"
+#include "util.h"
+
+struct vm;
+
+/* One drive: its file (raw or qcow2), read-only or not; the drive id is its serial. */
+int vm_attach_virtio_blk(struct vm *vm, const struct vm_drive_config *drive, char *reason,
+			 size_t reason_len) __must_check;
+
+/* Every drive of cfg, the root drive first (so that it is /dev/vda). */
+int vm_attach_drives(struct vm *vm, const struct vm_config *cfg, char *reason,
+		     size_t reason_len) __must_check;
