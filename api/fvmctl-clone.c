@@ -15,7 +15,10 @@
 enum {
 	EXEC_STDIN_MAX = 128 * 1024, /* the API's limit (API_EXEC_STDIN_MAX) */
 	EXEC_TIMEOUT_MS = 30 * 1000,
-	FORK_MAX = 256,
+	/* Live clones a template keeps track of (API_CLONES_MAX). */
+	FORK_MAX = 1024,
+	/* Clones per request: the API's limit, and small enough to show progress. */
+	FORK_BATCH = 64,
 };
 
 /* Clones whose socket lands in our runtime directory get a pid file there, like run. */
@@ -33,6 +36,9 @@ static void adopt_clone(const struct fvmctl *ctl, json_t *clone)
 		fvmctl_error(ctl, "warning: cannot write %s", vm.pid_path);
 }
 
+static int fork_in_batches(struct fvmctl *ctl, struct fvmctl_vm *vm, long count,
+			   const char *prefix, bool paused);
+
 int fvmctl_cmd_fork(struct fvmctl *ctl, int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -44,10 +50,9 @@ int fvmctl_cmd_fork(struct fvmctl *ctl, int argc, char **argv)
 	bool paused = false;
 	_cleanup_free_ char *state = NULL;
 	struct fvmctl_vm vm;
-	json_t *body, *doc = NULL, *clones, *cl;
+	json_t *body;
 	char *end;
 	long count;
-	size_t i;
 	int c, r;
 
 	while ((c = fvmctl_getopt(ctl, argc, argv, "p:", opts)) != -1) {
@@ -86,24 +91,60 @@ int fvmctl_cmd_fork(struct fvmctl *ctl, int argc, char **argv)
 		if (r != FVMCTL_OK)
 			return r;
 	}
-	body = json_pack("{sI sb}", "count", (json_int_t)count, "resume", !paused);
-	if (body && prefix)
-		json_object_set_new(body, "name_prefix", json_string(prefix));
-	r = fvmctl_api(ctl, &vm, "POST", "/fork", body, 60 * 1000 + count * 100, &doc);
-	json_decref(body);
-	if (r != FVMCTL_OK)
-		return r;
-	clones = json_object_get(doc, "clones");
-	json_array_foreach(clones, i, cl) adopt_clone(ctl, cl);
-	if (ctl->json) {
-		json_object_set_new(doc, "template", json_string(vm.name));
-		fvmctl_print_json(doc);
-		return FVMCTL_OK;
+	return fork_in_batches(ctl, &vm, count, prefix, paused);
+}
+
+/*
+ * POST /fork in batches of FORK_BATCH, so that any count up to FORK_MAX
+ * works and a person at a terminal sees progress. The clones of every
+ * batch are adopted (pid files) as they come.
+ */
+static int fork_in_batches(struct fvmctl *ctl, struct fvmctl_vm *vm, long count,
+			   const char *prefix, bool paused)
+{
+	bool progress = !ctl->json && isatty(STDERR_FILENO) && count > FORK_BATCH;
+	json_t *all = json_array(), *doc, *body, *clones, *cl;
+	long done = 0;
+	size_t i;
+	int r = FVMCTL_OK;
+
+	if (!all)
+		return FVMCTL_EFAIL;
+	while (done < count) {
+		long n = MIN((long)FORK_BATCH, count - done);
+
+		doc = NULL;
+		body = json_pack("{sI sb}", "count", (json_int_t)n, "resume", !paused);
+		if (body && prefix)
+			json_object_set_new(body, "name_prefix", json_string(prefix));
+		r = fvmctl_api(ctl, vm, "POST", "/fork", body, 60 * 1000 + n * 100, &doc);
+		json_decref(body);
+		if (r != FVMCTL_OK)
+			break;
+		clones = json_object_get(doc, "clones");
+		json_array_foreach(clones, i, cl) {
+			adopt_clone(ctl, cl);
+			json_array_append(all, cl);
+		}
+		json_decref(doc);
+		done += n;
+		if (progress)
+			fprintf(stderr, "\rfvmctl fork: %ld/%ld clones", done, count);
 	}
-	json_array_foreach(clones, i, cl)
-	    printf("%s\n", json_string_value(json_object_get(cl, "name")));
-	json_decref(doc);
-	return FVMCTL_OK;
+	if (progress)
+		fputc('\n', stderr);
+	if (r == FVMCTL_OK && ctl->json) {
+		doc = json_pack("{sO ss}", "clones", all, "template", vm->name);
+		fvmctl_print_json(doc);
+		json_decref(doc);
+	} else if (r == FVMCTL_OK) {
+		json_array_foreach(all, i, cl)
+			printf("%s\n", json_string_value(json_object_get(cl, "name")));
+	} else if (done > 0) {
+		fvmctl_error(ctl, "%ld of %ld clones were forked before the failure", done, count);
+	}
+	json_decref(all);
+	return r;
 }
 
 static int read_stdin(const struct fvmctl *ctl, json_t **ret)
