@@ -66,9 +66,13 @@ static const struct api_call_rule {
 				  .serial = true},
     [API_CALL_SNAPSHOT_LOAD] = {"PUT /snapshot/load", OP(snapshot_load), .states = PRE_BOOT,
 				.when = "on a VM that has not started", .serial = true},
-    /* A template must be paused: its memory is shared with the clones. */
-    [API_CALL_FORK] = {"POST /fork", OP(fork), .states = ST(VM_STATE_PAUSED),
-		       .when = "while the VM is paused (it becomes a template)", .serial = true},
+    /*
+     * A paused VM stays paused (a template); a running one is paused for
+     * the fork and then runs on, on memory the clones do not share.
+     */
+    [API_CALL_FORK] = {"POST /fork", OP(fork),
+		       .states = ST(VM_STATE_RUNNING) | ST(VM_STATE_PAUSED),
+		       .when = "while the VM is running or paused", .serial = true},
     [API_CALL_GET_CLONES] = {"GET /clones", OP(list_clones), .states = ANY_STATE},
     /* The agent answers only in a running guest; exec may be slow, so not serial. */
     [API_CALL_EXEC] = {"POST /exec", OP(exec), .states = ST(VM_STATE_RUNNING),

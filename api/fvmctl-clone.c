@@ -48,9 +48,7 @@ int fvmctl_cmd_fork(struct fvmctl *ctl, int argc, char **argv)
 	};
 	const char *prefix = NULL;
 	bool paused = false;
-	_cleanup_free_ char *state = NULL;
 	struct fvmctl_vm vm;
-	json_t *body;
 	char *end;
 	long count;
 	int c, r;
@@ -79,18 +77,6 @@ int fvmctl_cmd_fork(struct fvmctl *ctl, int argc, char **argv)
 	r = fvmctl_vm_open(ctl, argv[optind], &vm);
 	if (r != FVMCTL_OK)
 		return r;
-	state = fvmctl_vm_state(&vm, FVMCTL_TIMEOUT_MS);
-	if (state && strcmp(state, "Running") == 0) {
-		/* Clones share the template's memory: it must not run on. */
-		if (!ctl->json)
-			fprintf(stderr, "fvmctl fork: pausing '%s' (a template stays paused)\n",
-				vm.name);
-		body = json_pack("{ss}", "state", "Paused");
-		r = fvmctl_api(ctl, &vm, "PATCH", "/vm", body, FVMCTL_TIMEOUT_MS, NULL);
-		json_decref(body);
-		if (r != FVMCTL_OK)
-			return r;
-	}
 	return fork_in_batches(ctl, &vm, count, prefix, paused);
 }
 

@@ -48,7 +48,8 @@ static const struct fvmctl_command {
      "fork N clones of a template VM",
      "  --prefix P    name clones P-<n> (default: the template's name)\n"
      "  --paused      leave the clones paused\n"
-     "  A running template is paused first: it must stay paused.\n"},
+     "  A paused VM stays paused; a running one is paused for the fork\n"
+     "  and runs on, on memory its clones do not share.\n"},
     {"exec", fvmctl_cmd_exec, "[-e K=V]... [-i] [--timeout S] VM -- CMD [ARGS...]",
      "run a command in a VM",
      "  -e K=V        set an environment variable (repeatable)\n"

@@ -319,6 +319,12 @@ static int op_put_drive(void *opaque, const struct vm_drive_config *req, struct 
 		api_fault_set(f, "at most %d drives", VM_MAX_DRIVES);
 		r = -ENOSPC;
 	}
+	/* Opened at InstanceStart; a path that cannot be is this request's fault. */
+	if (r >= 0 && access(req->path, req->read_only ? R_OK : R_OK | W_OK) < 0) {
+		r = neg_errno();
+		api_fault_set(f, "cannot open drive '%s' (%s): %s", req->id, req->path, strerror(-r));
+		r = -EINVAL;
+	}
 	if (r >= 0) {
 		cfg->drives[i] = *req;
 		cfg->nr_drives = MAX(cfg->nr_drives, i + 1);
@@ -542,6 +548,7 @@ static int op_fork(void *opaque, const struct api_fork_request *req, struct api_
 	pid_t pids[API_FORK_MAX];
 	struct fork_stats stats = { 0 };
 	char copy[API_SOCK_PATH_MAX];
+	bool was_running;
 	int r;
 
 	snprintf(copy, sizeof(copy), "%s", inst->api_sock);
@@ -562,7 +569,29 @@ static int op_fork(void *opaque, const struct api_fork_request *req, struct api_
 		api_fault_set(f, "at most %d live clones per template", API_CLONES_MAX);
 		return -EINVAL;
 	}
+	/*
+	 * A running VM is paused for the fork ("clone the running service and
+	 * scan the clone") and then runs on, on a private mapping, since its
+	 * clones now share its memfd.
+	 */
+	was_running = op_get_state(inst) == VM_STATE_RUNNING;
+	if (was_running)
+		vm_pause(inst->vm);
 	r = fork_clones(inst->vm, req->count, clone_main, &ctx, pids, &stats);
+	if (was_running) {
+		int rr = fork_template_go_private(inst->vm);
+
+		if (rr < 0) {
+			/* Resuming on the shared memfd would corrupt the clones: stay paused. */
+			pthread_mutex_lock(&inst->lock);
+			inst->state = VM_STATE_PAUSED;
+			pthread_mutex_unlock(&inst->lock);
+			log_err("%s: cannot move to private memory after a fork, staying paused: %s",
+				inst->name, strerror(-rr));
+		} else {
+			vm_resume(inst->vm);
+		}
+	}
 	if (r < 0) {
 		api_fault_set(f, "fork failed: %s", strerror(-r));
 		return -EIO;

@@ -8,7 +8,8 @@
 # generation ID changed), and the first random bytes it prints after that
 # must differ from every other clone's (the guest kernel reseeded its RNG;
 # without the new generation ID the clones print identical bytes). The
-# template stays paused, and it can be forked again.
+# template, forked while running, runs on (on memory its clones do not
+# share), and it can be forked again.
 #
 #   fork-linux.sh FVM FVMCTL
 set -euo pipefail
@@ -110,9 +111,8 @@ inner() {
 		"$fvmctl" stop "$name" >/dev/null || e2e_fail "stop" "fvmctl stop $name failed"
 	done
 
-	after=$(ticks tpl | wc -l)
-	((after == before)) || e2e_fail "template" "the template printed while paused ($before -> $after lines)"
-	"$fvmctl" --json info tpl | grep -q '"Paused"' || e2e_fail "template" "template is not paused"
+	"$fvmctl" --json info tpl | grep -q '"Running"' || e2e_fail "template" "the template does not run on after the fork"
+	wait_ticks tpl $((before + 2)) "template runs on after the fork"
 
 	"$fvmctl" fork tpl 2 >/dev/null || e2e_fail "second fork" "fvmctl fork failed"
 	for name in "tpl-$((NR_CLONES + 1))" "tpl-$((NR_CLONES + 2))"; do
@@ -122,7 +122,7 @@ inner() {
 		"$fvmctl" stop "tpl-$n" >/dev/null || e2e_fail "stop" "fvmctl stop tpl-$n failed"
 	done
 	"$fvmctl" stop tpl >/dev/null || e2e_fail "stop" "fvmctl stop tpl failed"
-	echo "PASS: $NR_CLONES clones of a running Linux guest continued it, each with its own random bytes; the template stayed paused and forked again"
+	echo "PASS: $NR_CLONES clones of a running Linux guest continued it, each with its own random bytes; the template ran on and forked again"
 }
 
 if [[ ${1:-} == --inner ]]; then
