@@ -289,8 +289,7 @@ static uint64_t cursor_piece(struct cursor *c, uint64_t max, uint8_t **ret_ptr)
  * extent covers whole segments from the cursor (always, for a raw disk),
  * else one per piece.
  */
-static int issue_data(struct blk_io *io, struct cursor *c, struct blk_op *tmpl,
-		      uint32_t *pending)
+static int issue_data(struct blk_io *io, struct cursor *c, struct blk_op *tmpl, uint32_t *pending)
 {
 	uint64_t whole = 0, len = tmpl->len;
 	uint32_t end;
@@ -313,7 +312,7 @@ static int issue_data(struct blk_io *io, struct cursor *c, struct blk_op *tmpl,
 			return -EINVAL;
 		tmpl->cnt = 0;
 		tmpl->len = n;
-		tmpl->piece = (struct iovec){ .iov_base = p, .iov_len = n };
+		tmpl->piece = (struct iovec){.iov_base = p, .iov_len = n};
 		r = queue_op(io, tmpl, pending);
 		if (r < 0)
 			return r;
@@ -347,10 +346,10 @@ static int issue_sync(struct blk_io *io, struct cursor *c, bool write, uint64_t 
 	return 0;
 }
 
-int blk_io_rw(struct blk_io *io, bool write, uint64_t offset, const struct iovec *iov,
-	      uint32_t cnt, uint64_t len, void *req, uint32_t *pending)
+int blk_io_rw(struct blk_io *io, bool write, uint64_t offset, const struct iovec *iov, uint32_t cnt,
+	      uint64_t len, void *req, uint32_t *pending)
 {
-	struct cursor c = { .iov = iov, .cnt = cnt };
+	struct cursor c = {.iov = iov, .cnt = cnt};
 	uint64_t done = 0;
 
 	if (cnt > BLK_IO_MAX_SEGS)
@@ -364,8 +363,11 @@ int blk_io_rw(struct blk_io *io, bool write, uint64_t offset, const struct iovec
 			return r;
 		n = MIN(e.len, len - done);
 		if (e.kind == DISK_EXTENT_DATA) {
-			struct blk_op tmpl = { .req = req, .fd = e.fd, .write = write,
-					       .offset = e.host_offset, .len = n };
+			struct blk_op tmpl = {.req = req,
+					      .fd = e.fd,
+					      .write = write,
+					      .offset = e.host_offset,
+					      .len = n};
 
 			r = issue_data(io, &c, &tmpl, pending);
 		} else {

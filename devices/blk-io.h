@@ -74,8 +74,8 @@ int blk_io_renew(struct blk_io *io) __must_check;
  * for req, which completes through `done`. On failure, what was queued
  * before it still completes; the caller fails the request.
  */
-int blk_io_rw(struct blk_io *io, bool write, uint64_t offset, const struct iovec *iov,
-	      uint32_t cnt, uint64_t len, void *req, uint32_t *pending) __must_check;
+int blk_io_rw(struct blk_io *io, bool write, uint64_t offset, const struct iovec *iov, uint32_t cnt,
+	      uint64_t len, void *req, uint32_t *pending) __must_check;
 
 /* Submit what is queued, in one system call. */
 int blk_io_submit(struct blk_io *io) __must_check;

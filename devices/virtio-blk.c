@@ -24,12 +24,13 @@
 
 #define SECTOR_SHIFT 9
 #define SECTOR_SIZE  (1u << SECTOR_SHIFT)
-/* Per-segment limit we offer (SIZE_MAX): with seg_max it bounds a request below VIRTQ_MAX_CHAIN_BYTES. */
-#define BLK_SIZE_MAX (1u << 20)
-#define BLK_SEG_MAX  (VIRTQ_MAX_SEGS - 2)
+/* Per-segment limit we offer (SIZE_MAX): with seg_max it bounds a request below
+ * VIRTQ_MAX_CHAIN_BYTES. */
+#define BLK_SIZE_MAX		(1u << 20)
+#define BLK_SEG_MAX		(VIRTQ_MAX_SEGS - 2)
 #define BLK_MAX_DISCARD_SECTORS (1u << 23)
 
-_Static_assert((uint64_t)BLK_SEG_MAX * BLK_SIZE_MAX + 17 <= VIRTQ_MAX_CHAIN_BYTES,
+_Static_assert((uint64_t)BLK_SEG_MAX *BLK_SIZE_MAX + 17 <= VIRTQ_MAX_CHAIN_BYTES,
 	       "a request the driver may build must fit a chain");
 
 struct blk_req {
@@ -56,7 +57,8 @@ struct dwz_segment {
 static void note_error(struct virtio_blk *b, const char *what, int err)
 {
 	if (ratelimit_allow(&b->io_rl))
-		log_warn("virtio-blk at 0x%llx: %s failed: %s", (unsigned long long)b->vdev.base, what,
+		log_warn("virtio-blk at 0x%llx: %s failed: %s", (unsigned long long)b->vdev.base,
+			 what,
 			 disk_last_error(b->disk)[0] ? disk_last_error(b->disk) : strerror(-err));
 }
 
@@ -142,8 +144,7 @@ static uint8_t do_flush(struct virtio_blk *b)
 	return VIRTIO_BLK_S_OK;
 }
 
-static uint8_t do_discard_zeroes(struct virtio_blk *b, const struct virtq_chain *chain,
-				 bool zeroes)
+static uint8_t do_discard_zeroes(struct virtio_blk *b, const struct virtq_chain *chain, bool zeroes)
 {
 	uint64_t payload = chain->out_bytes - sizeof(struct req_header);
 	uint64_t nr = payload / sizeof(struct dwz_segment);
@@ -169,7 +170,8 @@ static uint8_t do_discard_zeroes(struct virtio_blk *b, const struct virtq_chain 
 		if (sectors > BLK_MAX_DISCARD_SECTORS || !range_ok(b, sector, sectors))
 			return VIRTIO_BLK_S_IOERR;
 		if (zeroes)
-			r = disk_write_zeroes(b->disk, sector << SECTOR_SHIFT, sectors << SECTOR_SHIFT);
+			r = disk_write_zeroes(b->disk, sector << SECTOR_SHIFT,
+					      sectors << SECTOR_SHIFT);
 		else
 			r = disk_discard(b->disk, sector << SECTOR_SHIFT, sectors << SECTOR_SHIFT);
 	}
@@ -325,8 +327,16 @@ static void blk_drain(void *dev, bool complete)
 			 (unsigned long long)b->vdev.base);
 	b->dropping = false;
 	b->starved = false;
-	if (complete)
+	if (complete) {
 		flush_notify(b);
+		/*
+		 * Before a snapshot or a fork: qcow2 keeps metadata in a
+		 * write-back cache, and the image on disk must match the saved
+		 * guest (and be what other processes, clones, would open).
+		 */
+		if (disk_flush(b->disk) < 0)
+			note_error(b, "flush before a snapshot", -EIO);
+	}
 	b->pushed = false;
 }
 
@@ -343,10 +353,10 @@ void virtio_blk_io_handler(void *opaque, short revents)
 }
 
 static const struct virtio_device_ops blk_ops = {
-	.name = "virtio-blk",
-	.device_id = VIRTIO_ID_BLOCK,
-	.queue_notify = blk_queue_notify,
-	.drain = blk_drain,
+    .name = "virtio-blk",
+    .device_id = VIRTIO_ID_BLOCK,
+    .queue_notify = blk_queue_notify,
+    .drain = blk_drain,
 };
 
 static uint64_t blk_features(bool read_only)
@@ -393,7 +403,7 @@ int virtio_blk_create(const struct virtio_blk_params *params, const struct guest
 		      uint64_t base, struct virtio_blk **ret_blk, char *reason, size_t reason_len)
 {
 	_cleanup_(virtio_blk_destroyp) struct virtio_blk *b = calloc(1, sizeof(*b));
-	struct disk_reason why = { "" };
+	struct disk_reason why = {""};
 	struct virtio_blk_config cfg;
 	int r;
 
@@ -417,7 +427,8 @@ int virtio_blk_create(const struct virtio_blk_params *params, const struct guest
 		memcpy(b->serial, params->serial, MIN(strlen(params->serial), sizeof(b->serial)));
 	r = alloc_requests(b);
 	if (r >= 0)
-		r = blk_io_init(&b->io, b->disk, VIRTIO_BLK_QUEUE_SIZE, VIRTIO_BLK_MAX_OPS, op_done, b);
+		r = blk_io_init(&b->io, b->disk, VIRTIO_BLK_QUEUE_SIZE, VIRTIO_BLK_MAX_OPS, op_done,
+				b);
 	if (r < 0) {
 		snprintf(reason, reason_len, "cannot set up I/O for drive '%s': %s", params->path,
 			 strerror(-r));

@@ -29,18 +29,18 @@
 	 VIRTIO_CONFIG_S_FEATURES_OK | VIRTIO_CONFIG_S_NEEDS_RESET | VIRTIO_CONFIG_S_FAILED)
 
 static const struct state_field virtio_mmio_fields[] = {
-	STATE_FIELD(struct virtio_mmio, device_features),
-	STATE_FIELD(struct virtio_mmio, device_id),
-	STATE_FIELD(struct virtio_mmio, config_len),
-	STATE_FIELD(struct virtio_mmio, config),
-	STATE_FIELD(struct virtio_mmio, status),
-	STATE_FIELD(struct virtio_mmio, device_features_sel),
-	STATE_FIELD(struct virtio_mmio, driver_features_sel),
-	STATE_FIELD(struct virtio_mmio, queue_sel),
-	STATE_FIELD(struct virtio_mmio, interrupt_status),
-	STATE_FIELD(struct virtio_mmio, config_generation),
-	STATE_FIELD(struct virtio_mmio, driver_features),
-	STATE_FIELD(struct virtio_mmio, queues),
+    STATE_FIELD(struct virtio_mmio, device_features),
+    STATE_FIELD(struct virtio_mmio, device_id),
+    STATE_FIELD(struct virtio_mmio, config_len),
+    STATE_FIELD(struct virtio_mmio, config),
+    STATE_FIELD(struct virtio_mmio, status),
+    STATE_FIELD(struct virtio_mmio, device_features_sel),
+    STATE_FIELD(struct virtio_mmio, driver_features_sel),
+    STATE_FIELD(struct virtio_mmio, queue_sel),
+    STATE_FIELD(struct virtio_mmio, interrupt_status),
+    STATE_FIELD(struct virtio_mmio, config_generation),
+    STATE_FIELD(struct virtio_mmio, driver_features),
+    STATE_FIELD(struct virtio_mmio, queues),
 };
 
 static int virtio_mmio_post_load(void *dev);
@@ -69,17 +69,17 @@ int virtio_mmio_init(struct virtio_mmio *vdev, const struct virtio_device_ops *o
 		memcpy(vdev->config, config, config_len);
 	for (uint32_t i = 0; i < VIRTIO_MMIO_MAX_QUEUES; i++) {
 		vdev->kick_fd[i] = -1;
-		vdev->kicks[i] = (struct virtio_kick){ .vdev = vdev, .index = i };
+		vdev->kicks[i] = (struct virtio_kick){.vdev = vdev, .index = i};
 	}
 	vdev->irq_fd = -1;
 	snprintf(vdev->name, sizeof(vdev->name), "virtio@%llx", (unsigned long long)base);
 	vdev->state = (struct state_desc){
-		.name = vdev->name,
-		.version = 1,
-		.size = sizeof(*vdev),
-		.fields = virtio_mmio_fields,
-		.nr_fields = ARRAY_SIZE(virtio_mmio_fields),
-		.post_load = virtio_mmio_post_load,
+	    .name = vdev->name,
+	    .version = 1,
+	    .size = sizeof(*vdev),
+	    .fields = virtio_mmio_fields,
+	    .nr_fields = ARRAY_SIZE(virtio_mmio_fields),
+	    .post_load = virtio_mmio_post_load,
 	};
 	return 0;
 }
@@ -436,10 +436,10 @@ static void virtio_mmio_write(void *dev, uint64_t offset, const void *data, uint
 }
 
 const struct bus_device_ops virtio_mmio_ops = {
-	.name = "virtio-mmio",
-	.access_sizes = BUS_ACCESS_1 | BUS_ACCESS_2 | BUS_ACCESS_4 | BUS_ACCESS_8,
-	.read = virtio_mmio_read,
-	.write = virtio_mmio_write,
+    .name = "virtio-mmio",
+    .access_sizes = BUS_ACCESS_1 | BUS_ACCESS_2 | BUS_ACCESS_4 | BUS_ACCESS_8,
+    .read = virtio_mmio_read,
+    .write = virtio_mmio_write,
 };
 
 /*

@@ -40,7 +40,6 @@ enum {
 #define VIRTIO_MMIO_MAGIC  0x74726976u /* "virt" */
 #define VIRTIO_MMIO_VENDOR 0x004d5646u /* "FVM" */
 
-
 struct virtio_device_ops {
 	const char *name; /* "virtio-blk": for log lines */
 	uint32_t device_id;

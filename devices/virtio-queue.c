@@ -77,9 +77,9 @@ static int map_rings(const struct virtq *vq, const struct guest_mem *mem, struct
 		     const char **why)
 {
 	struct rings r = {
-		.desc = guest_mem_ptr(mem, vq->desc_addr, 16ull * vq->num),
-		.avail = guest_mem_ptr(mem, vq->avail_addr, avail_size(vq->num)),
-		.used = guest_mem_ptr(mem, vq->used_addr, used_size(vq->num)),
+	    .desc = guest_mem_ptr(mem, vq->desc_addr, 16ull * vq->num),
+	    .avail = guest_mem_ptr(mem, vq->avail_addr, avail_size(vq->num)),
+	    .used = guest_mem_ptr(mem, vq->used_addr, used_size(vq->num)),
 	};
 
 	/* Checked when the queue went live; this only guards our own invariant. */
@@ -131,7 +131,7 @@ static int add_segment(struct walk *w, const struct desc_le *d, const char **why
 	host = guest_mem_ptr(w->mem, addr, len);
 	if (!host)
 		return fail(why, "descriptor buffer lies outside guest RAM");
-	c->iov[c->nr_out + c->nr_in] = (struct iovec){ .iov_base = host, .iov_len = len };
+	c->iov[c->nr_out + c->nr_in] = (struct iovec){.iov_base = host, .iov_len = len};
 	if (writable) {
 		c->nr_in++;
 		c->in_bytes += len;
@@ -220,7 +220,7 @@ int virtq_pop(struct virtq *vq, const struct guest_mem *mem, struct virtq_chain 
 	      const char **why)
 {
 	struct rings rings;
-	struct walk w = { .mem = mem, .chain = ret_chain };
+	struct walk w = {.mem = mem, .chain = ret_chain};
 	uint16_t avail_idx, head;
 	int r;
 
@@ -237,8 +237,8 @@ int virtq_pop(struct virtq *vq, const struct guest_mem *mem, struct virtq_chain 
 		return 0;
 	if ((uint16_t)(avail_idx - vq->last_avail_idx) > vq->num)
 		return fail(why, "available index moved further than the queue size");
-	head = le16toh(__atomic_load_n(&rings.avail[2 + vq->last_avail_idx % vq->num],
-				       __ATOMIC_RELAXED));
+	head = le16toh(
+	    __atomic_load_n(&rings.avail[2 + vq->last_avail_idx % vq->num], __ATOMIC_RELAXED));
 	if (head >= vq->num)
 		return fail(why, "available ring names a descriptor out of range");
 
@@ -326,8 +326,7 @@ bool virtq_enable_notify(struct virtq *vq, const struct guest_mem *mem)
 	return le16toh(__atomic_load_n(&rings.avail[1], __ATOMIC_ACQUIRE)) != vq->last_avail_idx;
 }
 
-uint64_t virtq_chain_read(const struct virtq_chain *chain, uint64_t offset, void *buf,
-			  uint64_t len)
+uint64_t virtq_chain_read(const struct virtq_chain *chain, uint64_t offset, void *buf, uint64_t len)
 {
 	uint8_t *out = buf;
 	uint64_t done = 0;

@@ -5,7 +5,7 @@
 #
 # The result goes to a cache directory outside the checkout,
 #   ${FVM_CACHE_DIR:-$HOME/.cache/fvm}/kernel-<hash>/
-# keyed by a hash of the fragment, this script and the kernel source version,
+# keyed by a hash of the fragment, the build steps and the kernel source version,
 # so the kernel is built once per machine and rebuilt whenever one of them
 # changes. Concurrent builds are safe: one holds a lock, builds in a temporary
 # directory and renames it into place; the others wait and reuse the result.
@@ -53,9 +53,12 @@ source_version() {
 	fi
 }
 
+# Keyed by what decides the result: the fragment, the functions that
+# configure and build, the source. Editing a comment here rebuilds nothing.
 cache_key() {
 	{
-		cat "$fragment" "${BASH_SOURCE[0]}"
+		cat "$fragment"
+		declare -f build check_config
 		source_version
 	} | sha256sum | cut -c1-16
 }
@@ -126,12 +129,19 @@ build() {
 	log "built in ${elapsed}s: bzImage $(stat -c %s "$tmp/out/bzImage") bytes, vmlinux $(stat -c %s "$tmp/out/vmlinux") bytes"
 }
 
+# Builds for other inputs (an older config, another branch) pile up: drop
+# those unused for a week. A cache hit touches its directory.
+prune_stale() {
+	find "$cache_root" -maxdepth 1 -name 'kernel-*' -mtime +7 -exec rm -rf {} + 2>/dev/null || true
+}
+
 main() {
 	local key out tmp
 	check_tools
 	key=$(cache_key)
 	out=$cache_root/kernel-$key
 	if is_complete "$out"; then
+		touch "$out"
 		echo "$out"
 		return 0
 	fi
@@ -153,6 +163,7 @@ main() {
 	# cannot leave one, but a hand-made one can) would make mv nest into it.
 	rm -rf "$out"
 	mv -T "$tmp/out" "$out"
+	prune_stale
 	echo "$out"
 }
 

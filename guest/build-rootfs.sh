@@ -51,9 +51,12 @@ distro_kernel_version() {
 	echo "${v:-none}"
 }
 
+# Keyed by what decides the result (not by comments in this script).
 cache_key() {
 	{
-		cat "${BASH_SOURCE[0]}" "$here/init"
+		declare -f build make_tree cpio_entry make_cpio make_ext4 resolve_module add_distro_modules
+		echo "${distro_modules[*]}"
+		cat "$here/init"
 		sha256sum <"$busybox"
 		distro_kernel_version
 	} | sha256sum | cut -c1-16
@@ -166,12 +169,19 @@ build() {
 	fi
 }
 
+# Builds for other inputs (an older config, another branch) pile up: drop
+# those unused for a week. A cache hit touches its directory.
+prune_stale() {
+	find "$cache_root" -maxdepth 1 -name 'guest-*' -mtime +7 -exec rm -rf {} + 2>/dev/null || true
+}
+
 main() {
 	local key out tmp
 	check_tools
 	key=$(cache_key)
 	out=$cache_root/guest-$key
 	if is_complete "$out"; then
+		touch "$out"
 		echo "$out"
 		return 0
 	fi
@@ -191,6 +201,7 @@ main() {
 	build "$tmp"
 	rm -rf "$out"
 	mv -T "$tmp/out" "$out"
+	prune_stale
 	log "built $out"
 	echo "$out"
 }

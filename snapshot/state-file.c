@@ -8,7 +8,7 @@
  *                tsc-deadline = <u64>; cpuid = [kvm_cpuid_entry2...]; };
  *       devices { NAME { version = <u32>; FIELD = [raw bytes]; ... }; }; }
  * Scalars are big-endian FDT cells; KVM structs and device fields are the
- * raw little-endian bytes KVM and fvm use. The CRC covers the whole blob
+ * raw little-endian bytes KVM and fvm use. The CRC-32C covers the whole blob
  * with the crc32 cell itself zeroed.
  */
 #include <fcntl.h>
@@ -117,7 +117,7 @@ static uint32_t blob_crc(const void *blob, size_t len, int crc_offset)
 	uint32_t zero = 0;
 
 	/* CRC of the blob as if the crc32 cell were zero. */
-	return crc32_update(crc32_update(crc32_update(0, blob, (size_t)crc_offset), &zero,
+	return crc32c_update(crc32c_update(crc32c_update(0, blob, (size_t)crc_offset), &zero,
 					 sizeof(zero)),
 			    (const uint8_t *)blob + crc_offset + sizeof(zero),
 			    len - (size_t)crc_offset - sizeof(zero));
@@ -367,6 +367,32 @@ static int decode_device(struct decoder *d, int devices, const struct state_devi
 	return 0;
 }
 
+/*
+ * State for a device this VM does not have (a drive missing from the
+ * restore's configuration) would be silently lost: refuse it. A decode
+ * without devices (learning the machine's shape) checks nothing here.
+ */
+static int check_no_extra_devices(struct decoder *d, int devices, const struct state_device *devs,
+				  uint32_t nr_devs)
+{
+	int node;
+
+	if (nr_devs == 0)
+		return 0;
+	fdt_for_each_subnode(node, d->fdt, devices) {
+		const char *name = fdt_get_name(d->fdt, node, NULL);
+		bool known = false;
+
+		for (uint32_t i = 0; i < nr_devs && name && !known; i++)
+			known = strcmp(name, devs[i].desc->name) == 0;
+		if (!known)
+			return fail(d, "state file has state for device '%s', which this VM does not "
+				       "have (configure the same devices as the snapshotted VM)",
+				    name ? name : "?");
+	}
+	return 0;
+}
+
 static void commit_device(const struct state_device *sd, const void *scratch)
 {
 	/* Only the described fields: locks, fds and wiring stay the live device's. */
@@ -397,6 +423,9 @@ int state_decode(const void *blob, size_t len, struct vm_state **ret_st,
 	devices = fdt_subnode_offset(blob, 0, "devices");
 	if (devices < 0)
 		return fail(&d, "state file has no devices node");
+	r = check_no_extra_devices(&d, devices, devs, nr_devs);
+	if (r < 0)
+		return r;
 	for (uint32_t i = 0; i < nr_devs && r >= 0; i++) {
 		scratch[i] = malloc(devs[i].desc->size);
 		r = scratch[i] ? decode_device(&d, devices, &devs[i], scratch[i]) : -ENOMEM;

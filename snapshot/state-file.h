@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The state file: a flattened device tree (libfdt) holding a format
- * version, a CRC-32, one node per vCPU, one for the VM and one per device.
+ * version, a CRC-32C, one node per vCPU, one for the VM and one per device.
  * `fdtdump` shows it to a person. Loading validates everything (fdt
  * structure, version, checksum, every property's exact length, every
  * device's post_load check) before a byte reaches a VM.

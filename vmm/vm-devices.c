@@ -45,14 +45,14 @@ static int renew_eventfd(int *fd)
 /* Eventfds for the queues and the interrupt, bound to the VM's current KVM VM. */
 static int wire_virtio(struct vm *vm, struct virtio_mmio *vdev)
 {
-	struct kvm_irqfd irqfd = { .gsi = vdev->irq.pin };
+	struct kvm_irqfd irqfd = {.gsi = vdev->irq.pin};
 	int r;
 
 	for (uint32_t q = 0; q < vdev->nr_queues; q++) {
-		struct kvm_ioeventfd ev = { .datamatch = q,
-					    .addr = vdev->base + VIRTIO_MMIO_QUEUE_NOTIFY,
-					    .len = 4,
-					    .flags = KVM_IOEVENTFD_FLAG_DATAMATCH };
+		struct kvm_ioeventfd ev = {.datamatch = q,
+					   .addr = vdev->base + VIRTIO_MMIO_QUEUE_NOTIFY,
+					   .len = 4,
+					   .flags = KVM_IOEVENTFD_FLAG_DATAMATCH};
 
 		r = renew_eventfd(&vdev->kick_fd[q]);
 		if (r < 0)
@@ -75,10 +75,12 @@ static int wire_virtio(struct vm *vm, struct virtio_mmio *vdev)
 /* Bus range, ACPI description, notifications and interrupt for slot `slot`. */
 static int attach_virtio(struct vm *vm, struct virtio_mmio *vdev, uint32_t slot)
 {
-	struct acpi_device acpi = { .hid = "LNRO0005", .uid = slot,
-				    .mmio_base = (uint32_t)vdev->base,
-				    .mmio_len = VIRTIO_MMIO_SIZE,
-				    .has_irq = true, .gsi = vdev->irq.pin };
+	struct acpi_device acpi = {.hid = "LNRO0005",
+				   .uid = slot,
+				   .mmio_base = (uint32_t)vdev->base,
+				   .mmio_len = VIRTIO_MMIO_SIZE,
+				   .has_irq = true,
+				   .gsi = vdev->irq.pin};
 	int r;
 
 	snprintf(acpi.name, sizeof(acpi.name), "VR%02u", slot);
@@ -100,6 +102,11 @@ static void blk_quiesce(void *dev)
 	virtio_mmio_quiesce(&blk->vdev);
 }
 
+/*
+ * The disk itself stays shared with the template (same open files): a
+ * writable image must not be written by two processes, so a clone that
+ * writes needs an overlay of its own, which is the fork path's to set up.
+ */
 static int blk_rebind(void *dev, struct vm *vm)
 {
 	struct virtio_blk *blk = dev;
@@ -114,9 +121,9 @@ static void blk_destroy(void *dev)
 }
 
 static const struct vm_device_ops blk_device_ops = {
-	.quiesce = blk_quiesce,
-	.rebind = blk_rebind,
-	.destroy = blk_destroy,
+    .quiesce = blk_quiesce,
+    .rebind = blk_rebind,
+    .destroy = blk_destroy,
 };
 
 int vm_attach_virtio_blk(struct vm *vm, const struct vm_drive_config *drive, char *reason,
@@ -124,8 +131,8 @@ int vm_attach_virtio_blk(struct vm *vm, const struct vm_drive_config *drive, cha
 {
 	uint32_t slot = vm->nr_virtio;
 	uint64_t base = LAYOUT_VIRTIO_MMIO + (uint64_t)slot * VIRTIO_MMIO_SIZE;
-	struct virtio_blk_params p = { .path = drive->path, .read_only = drive->read_only,
-				       .serial = drive->id };
+	struct virtio_blk_params p = {
+	    .path = drive->path, .read_only = drive->read_only, .serial = drive->id};
 	struct virtio_blk *blk;
 	int r;
 
@@ -136,16 +143,16 @@ int vm_attach_virtio_blk(struct vm *vm, const struct vm_drive_config *drive, cha
 	r = virtio_blk_create(&p, &vm->mem, base, &blk, reason, reason_len);
 	if (r < 0)
 		return r;
-	blk->vdev.irq = (struct irq_line){ .set_level = ioapic_set_level,
-					   .controller = &vm->ioapic,
-					   .pin = VM_VIRTIO_FIRST_GSI + slot };
+	blk->vdev.irq = (struct irq_line){.set_level = ioapic_set_level,
+					  .controller = &vm->ioapic,
+					  .pin = VM_VIRTIO_FIRST_GSI + slot};
 	/* The VM owns it from here on, even if wiring fails below. */
-	r = vm_add_device(vm, &(struct vm_device){ .ops = &blk_device_ops, .dev = blk,
-						   .state = { &blk->vdev.state, &blk->vdev } });
+	r = vm_add_device(vm, &(struct vm_device){.ops = &blk_device_ops,
+						  .dev = blk,
+						  .state = {&blk->vdev.state, &blk->vdev}});
 	if (r < 0) {
 		virtio_blk_destroy(blk);
-		snprintf(reason, reason_len, "no room for drive '%s': %s", drive->id,
-			 strerror(-r));
+		snprintf(reason, reason_len, "no room for drive '%s': %s", drive->id, strerror(-r));
 		return r;
 	}
 	vm->nr_virtio++;

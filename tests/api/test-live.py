@@ -220,6 +220,12 @@ def api_life_cycle(tmp):
 def restore(tmp, snap, mem):
     sock, log = os.path.join(tmp, "r.sock"), os.path.join(tmp, "r.log")
     proc = start_api(sock, log)
+    code, data = curl(sock, "PUT", "/snapshot/load", {"snapshot_path": snap, "mem_file_path": mem})
+    check("restore without the snapshotted VM's drive is refused",
+          code == 400 and "virtio" in data.get("fault_message", ""), f"{code} {data}")
+    code, data = curl(sock, "PUT", "/drives/data", {"drive_id": "data", "path_on_host": os.path.join(tmp, "data.raw"),
+                                                    "is_root_device": False, "is_read_only": False})
+    check("PUT /drives before the load", code == 204, f"{code} {data}")
     bad = os.path.join(tmp, "bad.state")
     with open(snap, "rb") as f:
         blob = bytearray(f.read())

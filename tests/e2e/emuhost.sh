@@ -33,7 +33,6 @@
 #   CI=true                  a missing prerequisite is an error, not a skip
 set -euo pipefail
 
-here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 cache_root=${FVM_CACHE_DIR:-$HOME/.cache/fvm}
 qemu=${FVM_E2E_QEMU:-qemu-system-x86_64}
 busybox=${FVM_BUSYBOX:-/bin/busybox}
@@ -112,8 +111,9 @@ check_emulation_prereqs() {
 	command -v "$qemu" >/dev/null ||
 		unavailable "$qemu not found (apt-get install qemu-system-x86)"
 	command -v cpio >/dev/null || unavailable "cpio not found (apt-get install cpio)"
-	[[ -x $busybox ]] && ! ldd "$busybox" >/dev/null 2>&1 ||
+	if [[ ! -x $busybox ]] || ldd "$busybox" >/dev/null 2>&1; then
 		unavailable "static $busybox not found (apt-get install busybox-static)"
+	fi
 	k=$(host_kernel)
 	[[ -n $k && -r $k ]] ||
 		unavailable "no emulated-host kernel /boot/vmlinuz-*-cloud-amd64 (apt-get install linux-image-cloud-amd64)"
@@ -151,8 +151,9 @@ ship_path() {
 	done
 }
 
-# The host's own init. Runs COMMAND (from /emuhost/cmd) between markers;
-# "@MARKER@" is replaced with the run's marker.
+# The host's own init. Loads the kvm modules and runs COMMAND (from
+# /emuhost/cmd), announcing each stage with the run's marker (from
+# /emuhost/marker, in the per-run archive).
 write_host_init() {
 	cat >"$1" <<'EOF'
 #!/bin/sh
@@ -193,8 +194,8 @@ EOF
 	chmod 0755 "$1"
 }
 
-# Base initramfs: busybox, bash, the kvm modules, init. Cached per host
-# kernel, busybox and this script; uncompressed, because the emulated CPU
+# Base initramfs: busybox, bash, the kvm modules, init. Cached, keyed by the
+# host kernel, busybox, bash and the functions that build it; uncompressed, because the emulated CPU
 # unpacks plain cpio much faster than it inflates gzip. Sets base_cpio.
 base_initramfs() {
 	local k=$1 kver key dir

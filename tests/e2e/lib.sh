@@ -46,6 +46,7 @@ e2e_check_fvm() {
 }
 
 # Sets kernel_dir and guest_dir (both cached, built on first use).
+# shellcheck disable=SC2034 # for the caller
 e2e_build_guest() {
 	kernel_dir=$("$e2e_src/guest-kernel-config/build-kernel.sh") ||
 		e2e_fail "guest kernel build" "guest-kernel-config/build-kernel.sh failed"

@@ -45,8 +45,8 @@ static uint64_t fold(uint64_t raw, int keep)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct guest_mem mem = { .memfd = -1, .size = 2 * REGION, .nr_regions = 2 };
-	struct virtq vq = { 0 };
+	struct guest_mem mem = {.memfd = -1, .size = 2 * REGION, .nr_regions = 2};
+	struct virtq vq = {0};
 	struct virtq_chain *chain;
 	const char *why;
 	uint8_t *ram;
@@ -60,9 +60,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	assert(ram && chain);
 	memcpy(ram, data + HEADER, size - HEADER < 2 * REGION ? size - HEADER : 2 * REGION);
 	mem.host = ram;
-	mem.regions[0] = (struct guest_region){ .gpa = 0, .size = REGION, .memfd_offset = 0 };
-	mem.regions[1] = (struct guest_region){ .gpa = HIGH_GPA, .size = REGION,
-						.memfd_offset = REGION };
+	mem.regions[0] = (struct guest_region){.gpa = 0, .size = REGION, .memfd_offset = 0};
+	mem.regions[1] =
+	    (struct guest_region){.gpa = HIGH_GPA, .size = REGION, .memfd_offset = REGION};
 
 	vq.num = (uint16_t)le(data, 2);
 	vq.flags = data[2] & VIRTQ_F_ALL;
@@ -87,8 +87,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			for (uint32_t s = 0; s < (uint32_t)chain->nr_out + chain->nr_in; s++) {
 				const uint8_t *p = chain->iov[s].iov_base;
 
-				/* Every segment inside RAM, wholly: its ends are enough for ASan. */
-				assert(p >= ram && chain->iov[s].iov_len <= (size_t)(ram + 2 * REGION - p));
+				/* Every segment inside RAM, wholly: its ends are enough for ASan.
+				 */
+				assert(p >= ram &&
+				       chain->iov[s].iov_len <= (size_t)(ram + 2 * REGION - p));
 				if (chain->iov[s].iov_len)
 					sum += p[0] + p[chain->iov[s].iov_len - 1];
 				total += chain->iov[s].iov_len;

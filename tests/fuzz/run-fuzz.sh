@@ -8,7 +8,8 @@ set -euo pipefail
 name=$1 seconds=${FVM_FUZZ_SECONDS:-$2}
 shift 2
 srcdir=$(cd "$(dirname "$0")/../.." && pwd)
-out=${MESON_BUILD_ROOT:-$srcdir/build}/fuzz
+# meson test passes FVM_FUZZ_OUT (the build tree); by hand it defaults to build/.
+out=${FVM_FUZZ_OUT:-$srcdir/build/fuzz}
 mkdir -p "$out/corpus-$name"
 sources=() cflags=()
 while (($#)); do

@@ -66,8 +66,8 @@ static void driver_setup(struct vm *vm, struct test_ring *t)
 	reg_write(vm, VIRTIO_MMIO_STATUS, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER);
 	reg_write(vm, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 1);
 	reg_write(vm, VIRTIO_MMIO_DRIVER_FEATURES, 1); /* VERSION_1 */
-	reg_write(vm, VIRTIO_MMIO_STATUS, reg_read(vm, VIRTIO_MMIO_STATUS) |
-					  VIRTIO_CONFIG_S_FEATURES_OK);
+	reg_write(vm, VIRTIO_MMIO_STATUS,
+		  reg_read(vm, VIRTIO_MMIO_STATUS) | VIRTIO_CONFIG_S_FEATURES_OK);
 	TEST_REQUIRE(reg_read(vm, VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_FEATURES_OK);
 	ring_init(t, 16, 0);
 	reg_write(vm, VIRTIO_MMIO_QUEUE_SEL, 0);
@@ -76,8 +76,8 @@ static void driver_setup(struct vm *vm, struct test_ring *t)
 	reg_write(vm, VIRTIO_MMIO_QUEUE_AVAIL_LOW, (uint32_t)t->vq.avail_addr);
 	reg_write(vm, VIRTIO_MMIO_QUEUE_USED_LOW, (uint32_t)t->vq.used_addr);
 	reg_write(vm, VIRTIO_MMIO_QUEUE_READY, 1);
-	reg_write(vm, VIRTIO_MMIO_STATUS, reg_read(vm, VIRTIO_MMIO_STATUS) |
-					  VIRTIO_CONFIG_S_DRIVER_OK);
+	reg_write(vm, VIRTIO_MMIO_STATUS,
+		  reg_read(vm, VIRTIO_MMIO_STATUS) | VIRTIO_CONFIG_S_DRIVER_OK);
 }
 
 static void make_disk(char *path, size_t len)
@@ -128,7 +128,8 @@ static bool same(const void *a, size_t alen, const void *b, size_t blen)
 	(void)alen;
 	(void)blen;
 	TEST_REQUIRE(na >= 0 && nb >= 0);
-	for (int pa = fdt_first_property_offset(a, na); pa >= 0; pa = fdt_next_property_offset(a, pa)) {
+	for (int pa = fdt_first_property_offset(a, na); pa >= 0;
+	     pa = fdt_next_property_offset(a, pa)) {
 		const char *name;
 		int la, lb;
 		const void *va = fdt_getprop_by_offset(a, pa, &name, &la);
@@ -141,8 +142,8 @@ static bool same(const void *a, size_t alen, const void *b, size_t blen)
 }
 
 /* A copy of blob with bytes [off, off + n) of /devices/<node>/<prop> replaced, resealed. */
-static void *tampered(const void *blob, size_t len, const char *prop, size_t off,
-		      const void *bytes, size_t n)
+static void *tampered(const void *blob, size_t len, const char *prop, size_t off, const void *bytes,
+		      size_t n)
 {
 	uint8_t *bad = malloc(len);
 	int node, plen;
@@ -156,7 +157,7 @@ static void *tampered(const void *blob, size_t len, const char *prop, size_t off
 	TEST_REQUIRE(p && (size_t)plen >= off + n);
 	memcpy((uint8_t *)p + off, bytes, n);
 	fdt_setprop_inplace_u32(bad, 0, "crc32", 0);
-	fdt_setprop_inplace_u32(bad, 0, "crc32", crc32_of(bad, fdt_totalsize(bad)));
+	fdt_setprop_inplace_u32(bad, 0, "crc32", crc32c_of(bad, fdt_totalsize(bad)));
 	return bad;
 }
 
@@ -202,12 +203,12 @@ static void snapshot_checks(struct tiny_vm *t, struct virtio_blk *blk, struct te
 /* Serve queue 0 as the I/O thread would, until `want` chains are used. */
 static void serve(struct virtio_blk *blk, struct test_ring *ring, uint16_t want)
 {
-	struct pollfd p = { .fd = blk->vdev.kick_fd[0], .events = POLLIN };
+	struct pollfd p = {.fd = blk->vdev.kick_fd[0], .events = POLLIN};
 
 	TEST_REQUIRE(poll(&p, 1, 5000) == 1);
 	virtio_mmio_kick_handler(&blk->vdev.kicks[0], POLLIN);
 	for (int i = 0; i < 100 && ring_used_idx(ring) != want; i++) {
-		p = (struct pollfd){ .fd = blk->io.event_fd, .events = POLLIN };
+		p = (struct pollfd){.fd = blk->io.event_fd, .events = POLLIN};
 		TEST_REQUIRE(poll(&p, 1, 5000) == 1);
 		virtio_blk_io_handler(blk, POLLIN);
 	}
@@ -224,7 +225,7 @@ static int clone_main(struct vm *vm, uint32_t index, void *opaque)
 {
 	struct clone_ctx *ctx = opaque;
 	struct virtio_blk *blk = vm->devices[0].dev;
-	struct tiny_vm t = { .vm = vm };
+	struct tiny_vm t = {.vm = vm};
 	uint16_t used = ring_used_idx(ctx->ring);
 	uint64_t count;
 
@@ -240,7 +241,7 @@ static int clone_main(struct vm *vm, uint32_t index, void *opaque)
 
 static void fork_check(struct tiny_vm *t, struct virtio_blk *blk, struct test_ring *ring)
 {
-	struct clone_ctx ctx = { .ring = ring };
+	struct clone_ctx ctx = {.ring = ring};
 	uint16_t used = ring_used_idx(ring);
 	pid_t pid;
 	int status;
@@ -251,19 +252,20 @@ static void fork_check(struct tiny_vm *t, struct virtio_blk *blk, struct test_ri
 	/* Nothing of the clone's work reached the template: its rings, kicks, completions. */
 	TEST_REQUIRE(ring_used_idx(ring) == used);
 	TEST_REQUIRE(blk->io.outstanding == 0);
-	TEST_REQUIRE(poll(&(struct pollfd){ .fd = blk->vdev.kick_fd[0], .events = POLLIN }, 1, 0) == 0);
-	TEST_REQUIRE(poll(&(struct pollfd){ .fd = blk->io.event_fd, .events = POLLIN }, 1, 0) == 0);
+	TEST_REQUIRE(poll(&(struct pollfd){.fd = blk->vdev.kick_fd[0], .events = POLLIN}, 1, 0) ==
+		     0);
+	TEST_REQUIRE(poll(&(struct pollfd){.fd = blk->io.event_fd, .events = POLLIN}, 1, 0) == 0);
 }
 
 int main(void)
 {
-	struct vm_drive_config drive = { .id = "kvmtest" };
+	struct vm_drive_config drive = {.id = "kvmtest"};
 	struct tiny_vm t;
-	struct test_ring ring = { .base = RING_BASE };
+	struct test_ring ring = {.base = RING_BASE};
 	struct virtio_blk *blk;
 	uint64_t count, mmio_exits;
 	uint8_t expect[4096];
-	uint32_t hdr[4] = { VIRTIO_BLK_T_IN, 0, 24, 0 }; /* sector 24 */
+	uint32_t hdr[4] = {VIRTIO_BLK_T_IN, 0, 24, 0}; /* sector 24 */
 	char why[256] = "";
 	struct pollfd p;
 
@@ -293,11 +295,11 @@ int main(void)
 	tiny_expect_sync(&t, 0, 1);
 	/* The notify went to the ioeventfd inside KVM, not through a user-space exit. */
 	TEST_REQUIRE(t.vm->vcpus[0].exits[VCPU_STAT_MMIO] == mmio_exits);
-	p = (struct pollfd){ .fd = blk->vdev.kick_fd[0], .events = POLLIN };
+	p = (struct pollfd){.fd = blk->vdev.kick_fd[0], .events = POLLIN};
 	TEST_REQUIRE(poll(&p, 1, 5000) == 1);
 	virtio_mmio_kick_handler(&blk->vdev.kicks[0], POLLIN);
 	for (int i = 0; i < 100 && ring_used_idx(&ring) != 1; i++) {
-		p = (struct pollfd){ .fd = blk->io.event_fd, .events = POLLIN };
+		p = (struct pollfd){.fd = blk->io.event_fd, .events = POLLIN};
 		TEST_REQUIRE(poll(&p, 1, 5000) == 1);
 		virtio_blk_io_handler(blk, POLLIN);
 	}
@@ -316,6 +318,7 @@ int main(void)
 
 	tiny_vm_destroy(&t);
 	unlink(drive.path);
-	printf("PASS: notify by ioeventfd, read by io_uring, interrupt by irqfd; snapshots; fork\n");
+	printf(
+	    "PASS: notify by ioeventfd, read by io_uring, interrupt by irqfd; snapshots; fork\n");
 	return 0;
 }

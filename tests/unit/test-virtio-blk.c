@@ -25,13 +25,13 @@
 #include "virtio-blk.h"
 #include "virtio-test-ring.h"
 
-#define BASE	   0xd0000000ull
-#define DISK_SIZE  (4u << 20)
-#define QNUM	   256
-#define SLOT_GPA(i) (RING_DATA + 0x100ull * (i))  /* header at +0, status at +0x80 */
+#define BASE	    0xd0000000ull
+#define DISK_SIZE   (4u << 20)
+#define QNUM	    256
+#define SLOT_GPA(i) (RING_DATA + 0x100ull * (i))     /* header at +0, status at +0x80 */
 #define DATA_GPA(i) (0x800000ull + 0x10000ull * (i)) /* 64 KiB each */
-#define W	   VRING_DESC_F_WRITE
-#define N	   VRING_DESC_F_NEXT
+#define W	    VRING_DESC_F_WRITE
+#define N	    VRING_DESC_F_NEXT
 
 struct fixture {
 	struct test_ring t;
@@ -87,8 +87,8 @@ static void driver_init(struct fixture *f)
 
 static void open_blk(struct fixture *f, bool read_only)
 {
-	struct virtio_blk_params p = { .path = f->path, .read_only = read_only,
-				       .serial = "serial-0123456789-abcdef" };
+	struct virtio_blk_params p = {
+	    .path = f->path, .read_only = read_only, .serial = "serial-0123456789-abcdef"};
 	char why[256];
 
 	virtio_blk_destroy(f->blk);
@@ -151,8 +151,8 @@ static void queue_req(struct fixture *f, uint32_t slot, uint32_t type, uint64_t 
 	put_header(f, slot, type, sector);
 	ring_desc(&f->t, d, SLOT_GPA(slot), 16, N, (uint16_t)(d + 1));
 	if (len) {
-		ring_desc(&f->t, (uint16_t)(d + 1), DATA_GPA(slot), len, N | (device_writes ? W : 0),
-			  (uint16_t)(d + 2));
+		ring_desc(&f->t, (uint16_t)(d + 1), DATA_GPA(slot), len,
+			  N | (device_writes ? W : 0), (uint16_t)(d + 2));
 		ring_desc(&f->t, (uint16_t)(d + 2), SLOT_GPA(slot) + 0x80, 1, W, 0);
 	} else {
 		ring_desc(&f->t, (uint16_t)(d + 1), SLOT_GPA(slot) + 0x80, 1, W, 0);
@@ -172,7 +172,7 @@ static void kick_and_wait(struct fixture *f, uint16_t n)
 
 	wr(f, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
 	for (int i = 0; i < 1000 && ring_used_idx(&f->t) != want; i++) {
-		struct pollfd p = { .fd = f->blk->io.event_fd, .events = POLLIN };
+		struct pollfd p = {.fd = f->blk->io.event_fd, .events = POLLIN};
 
 		assert_true(poll(&p, 1, 5000) >= 0);
 		virtio_blk_io_handler(f->blk, POLLIN);
@@ -399,7 +399,7 @@ static void test_reset_in_flight(void **state)
 static void test_qcow2_overlay(void **state)
 {
 	struct fixture *f = *state;
-	struct qcow2_create_opts opts = { .backing = f->path, .backing_fmt = "raw" };
+	struct qcow2_create_opts opts = {.backing = f->path, .backing_fmt = "raw"};
 	char overlay[128];
 	struct disk *d;
 	uint8_t buf[4096];
@@ -429,7 +429,8 @@ static void test_qcow2_overlay(void **state)
 	queue_req(f, 1, VIRTIO_BLK_T_IN, 2048, 4096, true);
 	kick_and_wait(f, 1);
 	assert_memory_equal(gpa(&f->t, DATA_GPA(1)), gpa(&f->t, DATA_GPA(0)), 1024);
-	assert_memory_equal((uint8_t *)gpa(&f->t, DATA_GPA(1)) + 1024, gpa(&f->t, DATA_GPA(2)), 2048);
+	assert_memory_equal((uint8_t *)gpa(&f->t, DATA_GPA(1)) + 1024, gpa(&f->t, DATA_GPA(2)),
+			    2048);
 	virtio_blk_destroy(f->blk);
 	f->blk = NULL;
 
@@ -451,16 +452,16 @@ static void test_qcow2_overlay(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		T(test_config),
-		T(test_write_read),
-		T(test_any_layout),
-		T(test_flush_and_get_id),
-		T(test_discard_write_zeroes),
-		T(test_bad_requests),
-		T(test_read_only),
-		T(test_batch),
-		T(test_reset_in_flight),
-		T(test_qcow2_overlay),
+	    T(test_config),
+	    T(test_write_read),
+	    T(test_any_layout),
+	    T(test_flush_and_get_id),
+	    T(test_discard_write_zeroes),
+	    T(test_bad_requests),
+	    T(test_read_only),
+	    T(test_batch),
+	    T(test_reset_in_flight),
+	    T(test_qcow2_overlay),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

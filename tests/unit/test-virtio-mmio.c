@@ -64,11 +64,11 @@ static void fake_config_write(void *dev, uint32_t offset, const void *data, uint
 }
 
 static const struct virtio_device_ops fake_ops = {
-	.name = "virtio-test",
-	.device_id = DEVICE_ID,
-	.queue_notify = fake_notify,
-	.drain = fake_drain,
-	.config_write = fake_config_write,
+    .name = "virtio-test",
+    .device_id = DEVICE_ID,
+    .queue_notify = fake_notify,
+    .drain = fake_drain,
+    .config_write = fake_config_write,
 };
 
 static void record_irq(void *controller, uint32_t pin, bool level)
@@ -81,7 +81,7 @@ static void record_irq(void *controller, uint32_t pin, bool level)
 	f->irq_level = level;
 }
 
-static const uint8_t config[12] = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12 };
+static const uint8_t config[12] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
 
 static int setup(void **state)
 {
@@ -92,7 +92,7 @@ static int setup(void **state)
 	if (virtio_mmio_init(&f->vdev, &fake_ops, f, &f->t.mem, BASE, NR_QUEUES, QUEUE_MAX,
 			     DEV_FEATURES, config, sizeof(config)) < 0)
 		return -1;
-	f->vdev.irq = (struct irq_line){ .set_level = record_irq, .controller = f, .pin = 5 };
+	f->vdev.irq = (struct irq_line){.set_level = record_irq, .controller = f, .pin = 5};
 	*state = f;
 	return 0;
 }
@@ -247,12 +247,12 @@ static void test_queue_bad_layout(void **state)
 		uint32_t num;
 		uint64_t desc, avail, used;
 	} bad[] = {
-		{ 16, MiB(64), RING_AVAIL, RING_USED },	 /* outside RAM */
-		{ 16, RING_DESC, RING_AVAIL, MiB(64) - 8 }, /* runs past the end */
-		{ 16, RING_DESC + 4, RING_AVAIL, RING_USED },	 /* misaligned */
-		{ 24, RING_DESC, RING_AVAIL, RING_USED },	 /* not a power of two */
-		{ 128, RING_DESC, RING_AVAIL, RING_USED },	 /* above QueueNumMax */
-		{ 16, RING_DESC, 0x1ffffffff0ull, RING_USED }, /* high half set */
+	    {16, MiB(64), RING_AVAIL, RING_USED},	 /* outside RAM */
+	    {16, RING_DESC, RING_AVAIL, MiB(64) - 8},	 /* runs past the end */
+	    {16, RING_DESC + 4, RING_AVAIL, RING_USED},	 /* misaligned */
+	    {24, RING_DESC, RING_AVAIL, RING_USED},	 /* not a power of two */
+	    {128, RING_DESC, RING_AVAIL, RING_USED},	 /* above QueueNumMax */
+	    {16, RING_DESC, 0x1ffffffff0ull, RING_USED}, /* high half set */
 	};
 
 	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
@@ -435,8 +435,9 @@ static void test_malformed_ring(void **state)
 	virtio_mmio_fail(&f->vdev, "again");
 	assert_int_equal(f->irq_edges, 1);
 	/* The driver cannot clear NEEDS_RESET by rewriting the status; a reset does. */
-	wr(f, VIRTIO_MMIO_STATUS, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER |
-				       VIRTIO_CONFIG_S_FEATURES_OK | VIRTIO_CONFIG_S_DRIVER_OK);
+	wr(f, VIRTIO_MMIO_STATUS,
+	   VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_FEATURES_OK |
+	       VIRTIO_CONFIG_S_DRIVER_OK);
 	assert_true(rd(f, VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_NEEDS_RESET);
 	wr(f, VIRTIO_MMIO_STATUS, 0);
 	assert_int_equal(rd(f, VIRTIO_MMIO_STATUS), 0);
@@ -522,9 +523,8 @@ static void test_post_load(void **state)
 {
 	struct fixture *f = *state;
 	void (*const bad[])(struct virtio_mmio *) = {
-		bad_status,	 bad_config, bad_features, bad_driver_features,
-		bad_ring_addr,	 bad_indexes, bad_num,	    bad_ready,
-		bad_extra_queue, bad_interrupt_status,
+	    bad_status,	 bad_config, bad_features, bad_driver_features, bad_ring_addr,
+	    bad_indexes, bad_num,    bad_ready,	   bad_extra_queue,	bad_interrupt_status,
 	};
 
 	negotiate(f, ALL_FEATURES);
@@ -542,20 +542,11 @@ static void test_post_load(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		T(test_identity),
-		T(test_features),
-		T(test_feature_negotiation),
-		T(test_queue_setup),
-		T(test_queue_bad_layout),
-		T(test_notify),
-		T(test_kick_eventfd),
-		T(test_interrupts),
-		T(test_reset),
-		T(test_config_space),
-		T(test_register_widths),
-		T(test_malformed_ring),
-		T(test_quiesce),
-		T(test_post_load),
+	    T(test_identity),	  T(test_features),	    T(test_feature_negotiation),
+	    T(test_queue_setup),  T(test_queue_bad_layout), T(test_notify),
+	    T(test_kick_eventfd), T(test_interrupts),	    T(test_reset),
+	    T(test_config_space), T(test_register_widths),  T(test_malformed_ring),
+	    T(test_quiesce),	  T(test_post_load),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -213,10 +213,10 @@ static void test_outside_ram(void **state)
 {
 	struct fixture *f = *state;
 	static const uint64_t bad[] = {
-		MiB(512),		   /* just past the end of RAM */
-		MiB(512) - 8,		   /* straddles the end */
-		0xd0000000ull,		   /* in the MMIO hole */
-		0xffffffffffffff00ull, /* wraps */
+	    MiB(512),		   /* just past the end of RAM */
+	    MiB(512) - 8,	   /* straddles the end */
+	    0xd0000000ull,	   /* in the MMIO hole */
+	    0xffffffffffffff00ull, /* wraps */
 	};
 
 	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
@@ -331,11 +331,11 @@ static void test_bad_indirect(void **state)
 		uint32_t len;
 		uint16_t flags;
 	} cases[] = {
-		{ RING_TABLE, 0, I },				 /* empty table */
-		{ RING_TABLE, 24, I },				 /* not whole descriptors */
-		{ RING_TABLE, 16 * (VIRTQ_MAX_INDIRECT + 1), I }, /* too large */
-		{ MiB(512) - 16, 32, I },			 /* past the end of RAM */
-		{ RING_TABLE, 16, I | N },			 /* INDIRECT with NEXT */
+	    {RING_TABLE, 0, I},				    /* empty table */
+	    {RING_TABLE, 24, I},			    /* not whole descriptors */
+	    {RING_TABLE, 16 * (VIRTQ_MAX_INDIRECT + 1), I}, /* too large */
+	    {MiB(512) - 16, 32, I},			    /* past the end of RAM */
+	    {RING_TABLE, 16, I | N},			    /* INDIRECT with NEXT */
 	};
 
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
@@ -413,23 +413,23 @@ static void test_chain_read(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		T(test_empty),
-		T(test_direct_chain),
-		T(test_push_and_interrupt),
-		T(test_wraparound),
-		T(test_indirect),
-		T(test_indirect_after_direct),
-		T(test_indirect_needs_feature),
-		T(test_event_idx),
-		T(test_outside_ram),
-		T(test_overflowing_lengths),
-		T(test_loops),
-		T(test_longest_chains),
-		T(test_bad_indexes),
-		T(test_readable_after_writable),
-		T(test_bad_indirect),
-		T(test_layout_checks),
-		T(test_chain_read),
+	    T(test_empty),
+	    T(test_direct_chain),
+	    T(test_push_and_interrupt),
+	    T(test_wraparound),
+	    T(test_indirect),
+	    T(test_indirect_after_direct),
+	    T(test_indirect_needs_feature),
+	    T(test_event_idx),
+	    T(test_outside_ram),
+	    T(test_overflowing_lengths),
+	    T(test_loops),
+	    T(test_longest_chains),
+	    T(test_bad_indexes),
+	    T(test_readable_after_writable),
+	    T(test_bad_indirect),
+	    T(test_layout_checks),
+	    T(test_chain_read),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
