@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: MIT
 #include <fcntl.h>
 #include <libgen.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
@@ -11,6 +13,7 @@
 
 #include "fork.h"
 #include "instance.h"
+#include "qcow2.h"
 #include "mem-file.h"
 #include "state-file.h"
 #include "vm-devices.h"
@@ -386,6 +389,45 @@ static int op_action(void *opaque, enum api_action a, struct api_fault *f)
 	}
 }
 
+static int overlay_drives(struct instance *inst, const char *dir, const char *tag, char *why,
+			  size_t why_len);
+
+/* The directory of this VM's API socket, where its clones' files go too. */
+static void runtime_dir(const struct instance *inst, char *out, size_t len)
+{
+	char copy[API_SOCK_PATH_MAX];
+
+	snprintf(copy, sizeof(copy), "%s", inst->api_sock);
+	snprintf(out, len, "%s", dirname(copy));
+}
+
+/*
+ * Before a forked template runs again: RAM on a private mapping (the
+ * memfd belongs to the clones now), and fresh overlays over the disk
+ * images they read.
+ */
+static int template_unfreeze(struct instance *inst, char *why, size_t why_len)
+{
+	char dir[API_SOCK_PATH_MAX], tag[API_NAME_MAX + 24];
+	int r;
+
+	if (!inst->vm->mem.private_mapping) {
+		r = fork_template_go_private(inst->vm);
+		if (r < 0) {
+			snprintf(why, why_len, "cannot move to private memory: %s", strerror(-r));
+			return r;
+		}
+	}
+	if (!inst->disks_frozen)
+		return 0;
+	runtime_dir(inst, dir, sizeof(dir));
+	snprintf(tag, sizeof(tag), "%s-gen%llu", inst->name, (unsigned long long)inst->forks);
+	r = overlay_drives(inst, dir, tag, why, why_len);
+	if (r >= 0)
+		inst->disks_frozen = false;
+	return r;
+}
+
 static int op_set_vm_state(void *opaque, enum api_vm_target t, struct api_fault *f)
 {
 	struct instance *inst = opaque;
@@ -398,12 +440,13 @@ static int op_set_vm_state(void *opaque, enum api_vm_target t, struct api_fault 
 		pthread_mutex_unlock(&inst->lock);
 		return 0;
 	}
-	/* A forked template must never write the memfd its clones share again. */
-	if (inst->forks > 0 && !inst->vm->mem.private_mapping) {
-		r = fork_template_go_private(inst->vm);
+	/* A forked template must never write what its clones share again. */
+	if (inst->forks > 0) {
+		char why[API_FAULT_MAX] = "";
+
+		r = template_unfreeze(inst, why, sizeof(why));
 		if (r < 0) {
-			api_fault_set(f, "cannot move the template to private memory: %s",
-				      strerror(-r));
+			api_fault_set(f, "%s", why);
 			return r;
 		}
 	}
@@ -497,13 +540,53 @@ static int clone_paths(const struct fork_ctx *ctx, uint32_t index, struct api_cl
 	return 0;
 }
 
-/* In a clone: take its own name, console and API socket, then run. */
+/*
+ * Give every writable drive a fresh qcow2 overlay <dir>/<tag>-<drive>.qcow2
+ * over the image it uses now, and switch to it. A fork freezes a VM's
+ * images: its clones read them as their backing files, so neither the
+ * clones nor the template may write them again.
+ */
+static int overlay_drives(struct instance *inst, const char *dir, const char *tag, char *why,
+			  size_t why_len)
+{
+	for (uint32_t i = 0; i < inst->cfg.nr_drives; i++) {
+		struct vm_drive_config *d = &inst->cfg.drives[i];
+		struct qcow2_reason qr = { "" };
+		char backing[PATH_MAX], overlay[VM_CONFIG_PATH_MAX];
+		int r;
+
+		if (d->read_only)
+			continue;
+		if (!realpath(d->path, backing)) {
+			snprintf(why, why_len, "drive '%s': %s: %s", d->id, d->path, strerror(errno));
+			return neg_errno();
+		}
+		if ((size_t)snprintf(overlay, sizeof(overlay), "%s/%s-%s.qcow2", dir, tag, d->id) >=
+		    sizeof(overlay))
+			return -ENAMETOOLONG;
+		/* A leftover of an earlier VM by the same name is not ours to reuse. */
+		unlink(overlay);
+		r = qcow2_create(overlay, &(struct qcow2_create_opts){ .backing = backing }, &qr);
+		if (r < 0) {
+			snprintf(why, why_len, "drive '%s': cannot create overlay %s: %s", d->id,
+				 overlay, qr.msg);
+			return r;
+		}
+		r = vm_drive_swap(inst->vm, d->id, overlay, why, why_len);
+		if (r < 0)
+			return r;
+		snprintf(d->path, sizeof(d->path), "%s", overlay);
+	}
+	return 0;
+}
+
+/* In a clone: take its own name, console, disks and API socket, then run. */
 static int clone_main(struct vm *vm, uint32_t index, void *opaque)
 {
 	struct fork_ctx *ctx = opaque;
 	struct instance *inst = ctx->inst;
 	struct api_clone c;
-	char log[API_SOCK_PATH_MAX + 8];
+	char log[API_SOCK_PATH_MAX + 8], why[API_FAULT_MAX] = "";
 	int fd;
 
 	if (clone_paths(ctx, index, &c, log, sizeof(log)) < 0)
@@ -518,7 +601,12 @@ static int clone_main(struct vm *vm, uint32_t index, void *opaque)
 	pthread_mutex_init(&inst->lock, NULL);
 	pthread_cond_init(&inst->cond, NULL);
 	inst->state = ctx->req->resume ? VM_STATE_RUNNING : VM_STATE_PAUSED;
+	inst->disks_frozen = false;
 	vm->pause_requested = !ctx->req->resume;
+	if (overlay_drives(inst, ctx->dir, c.name, why, sizeof(why)) < 0) {
+		log_err("clone %s: %s", c.name, why);
+		return 125;
+	}
 	if (instance_serve(inst, c.api_sock) < 0) {
 		log_err("clone %s: cannot serve its API on %s", c.name, c.api_sock);
 		return 125;
@@ -578,16 +666,18 @@ static int op_fork(void *opaque, const struct api_fork_request *req, struct api_
 	if (was_running)
 		vm_pause(inst->vm);
 	r = fork_clones(inst->vm, req->count, clone_main, &ctx, pids, &stats);
+	if (r >= 0)
+		inst->disks_frozen = true;
 	if (was_running) {
-		int rr = fork_template_go_private(inst->vm);
+		char why[API_FAULT_MAX] = "";
+		int rr = template_unfreeze(inst, why, sizeof(why));
 
 		if (rr < 0) {
-			/* Resuming on the shared memfd would corrupt the clones: stay paused. */
+			/* Running on the shared memfd or images would corrupt the clones. */
 			pthread_mutex_lock(&inst->lock);
 			inst->state = VM_STATE_PAUSED;
 			pthread_mutex_unlock(&inst->lock);
-			log_err("%s: cannot move to private memory after a fork, staying paused: %s",
-				inst->name, strerror(-rr));
+			log_err("%s: staying paused after the fork: %s", inst->name, why);
 		} else {
 			vm_resume(inst->vm);
 		}

@@ -53,6 +53,8 @@ struct instance {
 	struct clone_record clones[API_CLONES_MAX];
 	uint32_t nr_clones;
 	uint64_t forks, fork_ns_total;
+	/* Forked: clones read our disk images, which we must not write again. */
+	bool disks_frozen;
 };
 
 extern const struct api_backend_ops instance_api_ops;

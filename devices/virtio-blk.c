@@ -452,6 +452,38 @@ int virtio_blk_after_fork(struct virtio_blk *blk)
 	return blk_io_renew(&blk->io);
 }
 
+int virtio_blk_swap_disk(struct virtio_blk *blk, const char *path, char *reason,
+			 size_t reason_len)
+{
+	struct disk_reason why = { "" };
+	struct disk *d;
+	int r;
+
+	r = disk_open(path, blk->read_only, &d, &why);
+	if (r < 0) {
+		snprintf(reason, reason_len, "cannot open '%s': %s", path, why.msg);
+		return r;
+	}
+	if (disk_size(d) != disk_size(blk->disk)) {
+		snprintf(reason, reason_len, "'%s' is not the size of the image it replaces", path);
+		disk_close(d);
+		return -EINVAL;
+	}
+	/* Nothing may still be on its way to the old image. */
+	r = blk_io_wait_all(&blk->io);
+	if (r >= 0)
+		r = disk_flush(blk->disk);
+	if (r < 0) {
+		snprintf(reason, reason_len, "cannot finish I/O on the old image: %s", strerror(-r));
+		disk_close(d);
+		return r;
+	}
+	disk_close(blk->disk);
+	blk->disk = d;
+	blk->io.disk = d;
+	return 0;
+}
+
 void virtio_blk_destroy(struct virtio_blk *b)
 {
 	if (!b)

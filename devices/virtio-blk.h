@@ -51,6 +51,8 @@ struct virtio_blk {
 	bool read_only;
 	uint64_t capacity; /* in 512-byte sectors */
 	char serial[VIRTIO_BLK_SERIAL_MAX];
+	/* The drive's full id (the serial is its first 20 bytes), to find it by. */
+	char drive_id[64];
 	struct blk_io io;
 
 	struct blk_req *reqs;
@@ -83,3 +85,11 @@ void virtio_blk_io_handler(void *blk, short revents);
  * is the parent's). The kick and interrupt eventfds are the builder's.
  */
 int virtio_blk_after_fork(struct virtio_blk *blk) __must_check;
+
+/*
+ * Carry on with another image of the same size (a fresh overlay over the
+ * current one, at fork): in-flight I/O is finished, the old image flushed
+ * and closed. On failure the device keeps its old image.
+ */
+int virtio_blk_swap_disk(struct virtio_blk *blk, const char *path, char *reason,
+			 size_t reason_len) __must_check;

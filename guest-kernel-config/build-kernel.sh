@@ -104,7 +104,7 @@ build() {
 	}
 	check_config "$src/.config"
 
-	log "building bzImage and vmlinux with make -j$jobs (about 2-3 minutes on 2 CPUs)"
+	log "building bzImage and vmlinux with make -j$jobs (about 5 minutes on 2 CPUs)"
 	started=$(date +%s)
 	(
 		cd "$src"

@@ -143,6 +143,7 @@ int vm_attach_virtio_blk(struct vm *vm, const struct vm_drive_config *drive, cha
 	r = virtio_blk_create(&p, &vm->mem, base, &blk, reason, reason_len);
 	if (r < 0)
 		return r;
+	snprintf(blk->drive_id, sizeof(blk->drive_id), "%s", drive->id);
 	blk->vdev.irq = (struct irq_line){.set_level = ioapic_set_level,
 					  .controller = &vm->ioapic,
 					  .pin = VM_VIRTIO_FIRST_GSI + slot};
@@ -163,6 +164,19 @@ int vm_attach_virtio_blk(struct vm *vm, const struct vm_drive_config *drive, cha
 		snprintf(reason, reason_len, "cannot attach drive '%s': %s", drive->id,
 			 strerror(-r));
 	return r;
+}
+
+int vm_drive_swap(struct vm *vm, const char *drive_id, const char *path, char *reason,
+		  size_t reason_len)
+{
+	for (uint32_t i = 0; i < vm->nr_devices; i++) {
+		struct virtio_blk *blk = vm->devices[i].dev;
+
+		if (vm->devices[i].ops == &blk_device_ops && strcmp(blk->drive_id, drive_id) == 0)
+			return virtio_blk_swap_disk(blk, path, reason, reason_len);
+	}
+	snprintf(reason, reason_len, "no drive '%s'", drive_id);
+	return -ENOENT;
 }
 
 int vm_attach_drives(struct vm *vm, const struct vm_config *cfg, char *reason, size_t reason_len)

@@ -22,6 +22,10 @@ struct vm;
 int vm_attach_virtio_blk(struct vm *vm, const struct vm_drive_config *drive, char *reason,
 			 size_t reason_len) __must_check;
 
+/* Switch drive `drive_id` to another image of the same size (virtio_blk_swap_disk). */
+int vm_drive_swap(struct vm *vm, const char *drive_id, const char *path, char *reason,
+		  size_t reason_len) __must_check;
+
 /* Every drive of cfg, the root drive first (so that it is /dev/vda). */
 int vm_attach_drives(struct vm *vm, const struct vm_config *cfg, char *reason,
 		     size_t reason_len) __must_check;

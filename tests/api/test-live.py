@@ -52,6 +52,18 @@ def curl(sock, method, path, body=None):
     return int(code or 0), data
 
 
+def qemu_img_info(path):
+    if not shutil.which("qemu-img"):
+        return {"error": "qemu-img is not installed (apt-get install qemu-utils)"}
+    r = subprocess.run(["qemu-img", "info", "-U", "--output=json", path], capture_output=True, text=True)
+    if r.returncode != 0:
+        return {"error": r.stderr.strip()}
+    chk = subprocess.run(["qemu-img", "check", "-U", path], capture_output=True, text=True)
+    info = json.loads(r.stdout)
+    info["check"] = chk.returncode
+    return info if chk.returncode == 0 else {"error": "qemu-img check: " + chk.stdout}
+
+
 def wait_for(pred, timeout=15.0, step=0.05):
     end = time.monotonic() + timeout
     while time.monotonic() < end:
@@ -199,6 +211,15 @@ def api_life_cycle(tmp):
               read(clog)[-100:])
     code, data = curl(sock, "GET", "/clones")
     check("GET /clones", code == 200 and len(data.get("clones", [])) == 3, f"{code} {data}")
+    disk = os.path.realpath(os.path.join(tmp, "data.raw"))
+    for c in clones:
+        overlay = os.path.join(tmp, f"{c['name']}-data.qcow2")
+        info = qemu_img_info(overlay)
+        check(f"clone {c['name']} writes its own overlay over the template's image",
+              info.get("backing-filename") == disk and info.get("format") == "qcow2", info)
+        code, d = curl(c["api_sock"], "GET", "/vm/config")
+        paths = [dr.get("path_on_host") for dr in d.get("drives", [])] if isinstance(d, dict) else []
+        check(f"clone {c['name']} config names its overlay", paths == [overlay], f"{code} {d}")
     check("template stays paused while clones run", stalled(log))
     if clones:
         csock = clones[0]["api_sock"]
@@ -210,6 +231,9 @@ def api_life_cycle(tmp):
           curl(sock, "GET", "/clones"))
     check("PATCH /vm Resumed", curl(sock, "PATCH", "/vm", {"state": "Resumed"})[0] == 204)
     check("template ticks again", ticking(log))
+    info = qemu_img_info(os.path.join(tmp, "t-gen3-data.qcow2"))
+    check("the resumed template writes a new overlay, not the image its clones read",
+          info.get("backing-filename") == disk, info)
     code, text = curl(sock, "GET", "/metrics")
     check("metrics", code == 200 and "fvm_forks_total 3" in text and "fvm_vcpu_exits_total" in text, text[:300])
     check("template exits 0 on SIGTERM", stop(proc) == 0, proc.stderr.read())
