@@ -17,11 +17,13 @@ const char fvm_usage[] =
 	"  --mem SIZE           guest RAM, e.g. 256M or 2G (default 256M; 16M..64G)\n"
 	"  --vcpus N            number of vCPUs, 1..32 (default 1)\n"
 	"  --console stdio|PATH guest serial console (default stdio)\n"
-	"  --drive path=PATH[,id=ID][,ro][,root]\n"
+	"  --drive path=PATH[,id=ID][,ro][,root][,overlay=QCOW2]\n"
 	"                       a virtio-blk disk, raw file, block device or qcow2\n"
 	"                       (repeatable, up to 8; PATH cannot contain commas);\n"
 	"                       id is its serial (default driveN); root makes it\n"
-	"                       /dev/vda and, without --cmdline, adds root=/dev/vda\n"
+	"                       /dev/vda and, without --cmdline, adds root=/dev/vda;\n"
+	"                       overlay= writes into a qcow2 overlay over PATH\n"
+	"                       (created if missing), leaving PATH untouched\n"
 	"  --api-sock PATH      serve the REST API on this unix socket (mode 0600);\n"
 	"                       without --kernel, wait for the VM's config there\n"
 	"  --config PATH        the VM as JSON, in the API's schema; flags override it\n"
@@ -171,6 +173,9 @@ static int drive_key(struct vm_drive_config *d, const char *key, char *err, size
 		d->is_root = true;
 	} else if (strncmp(key, "path=", 5) == 0) {
 		return copy_string(d->path, sizeof(d->path), key + 5, "--drive path", err, err_len);
+	} else if (strncmp(key, "overlay=", 8) == 0) {
+		return copy_string(d->overlay, sizeof(d->overlay), key + 8, "--drive overlay", err,
+				   err_len);
 	} else if (strncmp(key, "id=", 3) == 0) {
 		if (!valid_drive_id(key + 3)) {
 			snprintf(err, err_len,
@@ -180,7 +185,7 @@ static int drive_key(struct vm_drive_config *d, const char *key, char *err, size
 		}
 		strcpy(d->id, key + 3);
 	} else {
-		snprintf(err, err_len, "--drive: unknown key '%s' (expected path=, id=, ro, root)",
+		snprintf(err, err_len, "--drive: unknown key '%s' (expected path=, id=, ro, root, overlay=)",
 			 key);
 		return -EINVAL;
 	}

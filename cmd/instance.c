@@ -60,6 +60,39 @@ int instance_serve(struct instance *inst, const char *path)
 
 /* ---- starting: boot or restore, on the main thread ---- */
 
+/*
+ * Drives given with overlay=: create the qcow2 overlay over the drive's
+ * image when it does not exist yet, and use it from now on.
+ */
+static int open_overlays(struct instance *inst, char *why, size_t len)
+{
+	for (uint32_t i = 0; i < inst->cfg.nr_drives; i++) {
+		struct vm_drive_config *d = &inst->cfg.drives[i];
+		struct qcow2_reason qr = { "" };
+		char backing[PATH_MAX];
+		int r;
+
+		if (d->overlay[0] == '\0')
+			continue;
+		if (access(d->overlay, F_OK) != 0) {
+			if (!realpath(d->path, backing)) {
+				snprintf(why, len, "drive '%s': %s: %s", d->id, d->path, strerror(errno));
+				return neg_errno();
+			}
+			r = qcow2_create(d->overlay, &(struct qcow2_create_opts){ .backing = backing },
+					 &qr);
+			if (r < 0) {
+				snprintf(why, len, "drive '%s': cannot create overlay %s: %s", d->id,
+					 d->overlay, qr.msg);
+				return r;
+			}
+		}
+		memcpy(d->path, d->overlay, sizeof(d->path));
+		d->overlay[0] = '\0';
+	}
+	return 0;
+}
+
 static int boot_vm(struct instance *inst, char *why, size_t len)
 {
 	struct vm_params p = { .mem_bytes = inst->cfg.mem_bytes, .nr_vcpus = inst->cfg.vcpus,
@@ -74,7 +107,9 @@ static int boot_vm(struct instance *inst, char *why, size_t len)
 	r = vm_create(&p, &inst->vm, why, len);
 	if (r < 0)
 		return r;
-	r = vm_attach_drives(inst->vm, &inst->cfg, why, len);
+	r = open_overlays(inst, why, len);
+	if (r >= 0)
+		r = vm_attach_drives(inst->vm, &inst->cfg, why, len);
 	if (r < 0)
 		return r;
 	return vm_load_linux(inst->vm, &inst->cfg, why, len);
@@ -116,7 +151,9 @@ static int restore_vm(struct instance *inst, char *why, size_t len)
 	 * The drives configured for this instance, attached as at boot: their
 	 * saved state is found by slot and refused unless the disk matches.
 	 */
-	r = vm_attach_drives(inst->vm, &inst->cfg, why, len);
+	r = open_overlays(inst, why, len);
+	if (r >= 0)
+		r = vm_attach_drives(inst->vm, &inst->cfg, why, len);
 	if (r < 0)
 		return r;
 	n = vm_state_devices(inst->vm, devs, VM_MAX_STATE_DEVICES);

@@ -26,6 +26,11 @@ enum {
 struct vm_drive_config {
 	char id[VM_CONFIG_ID_MAX];
 	char path[VM_CONFIG_PATH_MAX];
+	/*
+	 * Non-empty: the VM writes a qcow2 overlay here, backed by path
+	 * (created at start when it does not exist), and path stays untouched.
+	 */
+	char overlay[VM_CONFIG_PATH_MAX];
 	bool read_only;
 	bool is_root;
 };

@@ -133,8 +133,14 @@ def console_session(cmd):
 
 
 def three_ways(tmp):
-    rc, out, err = console_session([FVM, "--kernel", TINY, "--mem", "64M"])
+    base, top = os.path.join(tmp, "base.raw"), os.path.join(tmp, "top.qcow2")
+    with open(base, "wb") as f:
+        f.truncate(4 << 20)
+    rc, out, err = console_session([FVM, "--kernel", TINY, "--mem", "64M",
+                                    "--drive", f"path={base},overlay={top},id=disk"])
     check("flags: boots", "tiny: ready" in out, out[-200:])
+    check("flags: --drive overlay= creates the overlay over the image",
+          qemu_img_info(top).get("backing-filename") == os.path.realpath(base), qemu_img_info(top))
     check("flags: console input reaches the guest", "x" in out.split("tiny: ready")[-1], out[-200:])
     check("flags: 'q' powers off with status 0", rc == 0, f"rc={rc} {err[-300:]}")
 

@@ -407,6 +407,12 @@ static void test_drives(void **state)
 	expect_ok(ARGS("--kernel", "k", "--drive", "path=/data"), &a);
 	assert_string_equal(vm_config_cmdline(&a.vm, buf, sizeof(buf)), VM_DEFAULT_CMDLINE);
 	assert_non_null(strstr(fvm_usage, "--drive"));
+
+	/* overlay=: the VM writes a qcow2 overlay over path. */
+	expect_ok(ARGS("--kernel", "k", "--drive", "path=/base.raw,overlay=/vm/top.qcow2,root"), &a);
+	assert_string_equal(a.vm.drives[0].path, "/base.raw");
+	assert_string_equal(a.vm.drives[0].overlay, "/vm/top.qcow2");
+	assert_true(a.vm.drives[0].is_root);
 }
 
 static void test_bad_drives(void **state)
@@ -415,6 +421,7 @@ static void test_bad_drives(void **state)
 
 	expect_error(ARGS("--kernel", "k", "--drive", "id=x"), "--drive", "path=");
 	expect_error(ARGS("--kernel", "k", "--drive", "path="), "--drive path", "empty");
+	expect_error(ARGS("--kernel", "k", "--drive", "path=/a,overlay="), "--drive overlay", "empty");
 	expect_error(ARGS("--kernel", "k", "--drive", "path=/a,rw"), "unknown key", "'rw'");
 	expect_error(ARGS("--kernel", "k", "--drive", "path=/a,id=no/slash"), "--drive id", NULL);
 	expect_error(ARGS("--kernel", "k", "--drive", "path=/a,id=x", "--drive", "path=/b,id=x"),
