@@ -34,18 +34,15 @@ outer() {
 		"$guest_dir/initramfs.cpio.gz" "$guest_dir/rootfs.ext4" "$qemu_img" "$debugfs"
 }
 
+WROTE='^wrote [0-9]+ f-[0-9a-f]+$'
+
+# The names of the files VM $1 says it wrote.
 written() {
-	tr -d '\r' <"$FVM_RUNTIME_DIR/$1.log" 2>/dev/null | sed -n 's/^wrote [0-9]* \(f-[0-9a-f]*\)$/\1/p' || true
+	e2e_vm_lines "$1" "$WROTE" | cut -d' ' -f3
 }
 
 wait_written() {
-	local name=$1 want=$2 i
-	for ((i = 0; i < 300; i++)); do
-		(($(written "$name" | wc -l) >= want)) && return 0
-		sleep 0.1
-	done
-	tail -n 20 "$FVM_RUNTIME_DIR/$name.log" | sed 's/^/  | /'
-	e2e_fail "$3" "$name wrote fewer than $want files"
+	e2e_wait_vm_lines "$1" "$WROTE" "$2" "$3"
 }
 
 # The files in the root directory of an image (qcow2 or raw), one per line.
@@ -70,21 +67,10 @@ common() {
 	grep -xF -f "$FVM_RUNTIME_DIR/patterns" <<<"$2" || true
 }
 
-cleanup() {
-	local pidfile
-	for pidfile in "$FVM_RUNTIME_DIR"/*.pid; do
-		[[ -f $pidfile ]] && kill -9 "$(cat "$pidfile")" 2>/dev/null || true
-	done
-	rm -rf "$FVM_RUNTIME_DIR"
-}
-
 inner() {
 	local fvm=$1 fvmctl=$2 kernel=$3 initrd=$4 rootfs=$5 base sum_before
 	qemu_img=$6 debugfs=$7
-	export FVM_RUNTIME_DIR
-	FVM_RUNTIME_DIR=$(mktemp -d)
-	trap cleanup EXIT
-	PATH=$(dirname "$fvm"):$PATH
+	e2e_fvmctl_setup "$fvm"
 	base=$FVM_RUNTIME_DIR/base.raw
 	cp "$rootfs" "$base"
 	sum_before=$(sha256sum "$base" | cut -d' ' -f1)

@@ -113,3 +113,42 @@ e2e_check_guest_run() {
 	done
 	((status == 0)) || e2e_fail "$vmm" "$vmm exited with status $status after the guest finished"
 }
+
+# --- VMs driven by fvmctl, inside the kvm host ---
+
+# A runtime directory for fvmctl (FVM_RUNTIME_DIR), with fvm on the PATH
+# (fvmctl starts the fvm beside itself or on the PATH); on exit every VM
+# in it is killed and the directory removed.
+e2e_fvmctl_setup() {
+	local fvm=$1
+	export FVM_RUNTIME_DIR
+	FVM_RUNTIME_DIR=$(mktemp -d)
+	PATH=$(dirname "$fvm"):$PATH
+	trap e2e_fvmctl_cleanup EXIT
+}
+
+e2e_fvmctl_cleanup() {
+	local pidfile
+	for pidfile in "$FVM_RUNTIME_DIR"/*.pid; do
+		[[ -f $pidfile ]] && kill -9 "$(cat "$pidfile")" 2>/dev/null || true
+	done
+	rm -rf "$FVM_RUNTIME_DIR"
+}
+
+# The lines of VM $1's console log matching the extended regex $2.
+e2e_vm_lines() {
+	tr -d '\r' <"$FVM_RUNTIME_DIR/$1.log" 2>/dev/null | grep -E -- "$2" || true
+}
+
+# Wait (30 s at most) until VM $1's console has $3 lines matching $2; else
+# show the end of its log and fail, naming stage $4.
+e2e_wait_vm_lines() {
+	local name=$1 regex=$2 want=$3 stage=$4 i
+	for ((i = 0; i < 300; i++)); do
+		(($(e2e_vm_lines "$name" "$regex" | wc -l) >= want)) && return 0
+		sleep 0.1
+	done
+	echo "--- $name.log ---"
+	tail -n 20 "$FVM_RUNTIME_DIR/$name.log" 2>/dev/null | sed 's/^/  | /'
+	e2e_fail "$stage" "$name printed fewer than $want lines matching '$regex'"
+}

@@ -26,34 +26,19 @@ outer() {
 		"$guest_dir/initramfs.cpio.gz"
 }
 
+TICK='^tick [0-9]+ ged=[0-9]+$'
+
 ticks() {
-	tr -d '\r' <"$FVM_RUNTIME_DIR/$1.log" 2>/dev/null | grep -E '^tick [0-9]+ ged=[0-9]+$' || true
+	e2e_vm_lines "$1" "$TICK"
 }
 
 wait_ticks() {
-	local name=$1 want=$2 i
-	for ((i = 0; i < 300; i++)); do
-		(($(ticks "$name" | wc -l) >= want)) && return 0
-		sleep 0.1
-	done
-	tail -n 20 "$FVM_RUNTIME_DIR/$name.log" | sed 's/^/  | /'
-	e2e_fail "$3" "$name printed fewer than $want tick lines"
-}
-
-cleanup() {
-	local pidfile
-	for pidfile in "$FVM_RUNTIME_DIR"/*.pid; do
-		[[ -f $pidfile ]] && kill -9 "$(cat "$pidfile")" 2>/dev/null || true
-	done
-	rm -rf "$FVM_RUNTIME_DIR"
+	e2e_wait_vm_lines "$1" "$TICK" "$2" "$3"
 }
 
 inner() {
 	local fvm=$1 fvmctl=$2 kernel=$3 initrd=$4 snap_tick first size alloc
-	export FVM_RUNTIME_DIR
-	FVM_RUNTIME_DIR=$(mktemp -d)
-	trap cleanup EXIT
-	PATH=$(dirname "$fvm"):$PATH
+	e2e_fvmctl_setup "$fvm"
 
 	"$fvmctl" run orig --kernel "$kernel" --initrd "$initrd" --mem 256M \
 		--cmdline "$(e2e_guest_cmdline "$guest_command")" >/dev/null ||
