@@ -4,7 +4,8 @@
 # named after fresh random bytes. fvmctl forks 2 clones, which go on
 # writing on their own overlays. Once every VM is stopped, each image is
 # read on the host (qemu-img convert, debugfs): every clone's image has
-# the template's files from before the fork plus files only it wrote, no
+# a clean file system (after journal replay) holding the template's
+# files from before the fork plus files only it wrote, no
 # clone's image has a sibling's files, the template's image has none of
 # the clones' files, and the raw base is untouched.
 #
@@ -22,16 +23,17 @@ outer() {
 	[[ -x $fvmctl ]] || e2e_unavailable "fvmctl executable $fvmctl not built"
 	qemu_img=$(command -v qemu-img) || e2e_unavailable "qemu-img not installed"
 	debugfs=$(command -v debugfs || echo /usr/sbin/debugfs)
+	e2fsck=$(command -v e2fsck || echo /usr/sbin/e2fsck)
 	[[ -x $debugfs ]] || e2e_unavailable "debugfs not installed (e2fsprogs)"
 	e2e_check_host
 	e2e_build_guest
 	self=$(realpath "${BASH_SOURCE[0]}")
 	exec "$e2e_dir/emuhost.sh" --timeout 400 \
 		--ship "$fvm" --ship "$fvmctl" --ship "$kernel_dir/vmlinux" --ship "$qemu_img" \
-		--ship "$debugfs" --ship "$guest_dir/initramfs.cpio.gz" --ship "$guest_dir/rootfs.ext4" \
+		--ship "$debugfs" --ship "$e2fsck" --ship "$guest_dir/initramfs.cpio.gz" --ship "$guest_dir/rootfs.ext4" \
 		--ship "$self" --ship "$e2e_dir/lib.sh" \
 		-- /bin/bash "$self" --inner "$fvm" "$fvmctl" "$kernel_dir/vmlinux" \
-		"$guest_dir/initramfs.cpio.gz" "$guest_dir/rootfs.ext4" "$qemu_img" "$debugfs"
+		"$guest_dir/initramfs.cpio.gz" "$guest_dir/rootfs.ext4" "$qemu_img" "$debugfs" "$e2fsck"
 }
 
 WROTE='^wrote [0-9]+ f-[0-9a-f]+$'
@@ -46,9 +48,17 @@ wait_written() {
 }
 
 # The files in the root directory of an image (qcow2 or raw), one per line.
+# The VMs were stopped while writing, so the journal is replayed first, as
+# a mount would (e2fsck -fy); errors it cannot correct (status 4 and up)
+# fail the test.
 image_files() {
-	local image=$1 raw=$FVM_RUNTIME_DIR/convert.raw
+	local image=$1 raw=$FVM_RUNTIME_DIR/convert.raw rc=0
 	"$qemu_img" convert -O raw "$image" "$raw" || e2e_fail "inspect" "qemu-img convert $image failed"
+	"$e2fsck" -fy "$raw" >"$FVM_RUNTIME_DIR/fsck.out" 2>&1 || rc=$?
+	if ((rc >= 4)); then
+		sed 's/^/  % /' "$FVM_RUNTIME_DIR/fsck.out" >&2
+		e2e_fail "inspect" "the file system in $image has errors e2fsck cannot correct (status $rc)"
+	fi
 	"$debugfs" -R 'ls -p /' "$raw" 2>/dev/null | awk -F/ '$6 ~ /^f-/ { print $6 }' | sort
 	rm -f "$raw"
 }
@@ -69,7 +79,7 @@ common() {
 
 inner() {
 	local fvm=$1 fvmctl=$2 kernel=$3 initrd=$4 rootfs=$5 base sum_before
-	qemu_img=$6 debugfs=$7
+	qemu_img=$6 debugfs=$7 e2fsck=$8
 	e2e_fvmctl_setup "$fvm"
 	base=$FVM_RUNTIME_DIR/base.raw
 	cp "$rootfs" "$base"
