@@ -56,10 +56,14 @@ static int parse_command_line(int argc, char **argv, struct fvm_args *args)
 		log_err("%s", err);
 		return -EINVAL;
 	}
-	if (args->show_help || args->show_version || args->config_path[0] == '\0')
-		return fvm_args_parse(argc, argv, NULL, true, args, err, sizeof(err)) < 0
-			       ? (log_err("%s", err), -EINVAL)
-			       : 0;
+	if (args->show_help || args->show_version || args->config_path[0] == '\0') {
+		/* No file: parse once more, now requiring a complete configuration. */
+		if (fvm_args_parse(argc, argv, NULL, true, args, err, sizeof(err)) < 0) {
+			log_err("%s", err);
+			return -EINVAL;
+		}
+		return 0;
+	}
 
 	r = state_read_file(args->config_path, CONFIG_FILE_MAX, &json, &len);
 	if (r < 0) {

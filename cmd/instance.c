@@ -249,33 +249,28 @@ int instance_run_until_stopped(struct instance *inst, int console_in_fd)
 
 int instance_main(struct instance *inst)
 {
-	enum instance_start how = START_BOOT;
+	/* A kernel from flags or a file boots at once; otherwise the API starts the VM. */
+	enum instance_start how = inst->cfg.kernel_path[0] ? START_BOOT : START_NONE;
 	int status;
 
-	if (inst->cfg.kernel_path[0] == '\0') {
-		if (!inst->server) {
-			log_err("no kernel given (--kernel PATH), and no --api-sock to configure one");
-			return 1;
-		}
-		how = wait_for_start(inst);
+	if (how == START_NONE && !inst->server) {
+		log_err("no kernel given (--kernel PATH), and no --api-sock to configure one");
+		return 1;
+	}
+	for (;;) {
+		if (how == START_NONE)
+			how = wait_for_start(inst);
 		if (how == START_NONE) {
 			api_server_stop(inst->server);
 			return 0;
 		}
-	}
-	if (start_vm(inst, how) < 0) {
+		if (start_vm(inst, how) >= 0)
+			break;
 		log_err("%s", inst->start_error);
 		if (!inst->server)
 			return 1;
-		/* An API client asked and got the error; wait for another try. */
-		while (inst->state == VM_STATE_NOT_STARTED) {
-			how = wait_for_start(inst);
-			if (how == START_NONE) {
-				api_server_stop(inst->server);
-				return 0;
-			}
-			start_vm(inst, how);
-		}
+		/* The API client that asked got the error; wait for another try. */
+		how = START_NONE;
 	}
 	status = instance_run_until_stopped(inst, inst->console_stdio ? STDIN_FILENO : -1);
 	api_server_stop(inst->server);

@@ -7,35 +7,6 @@
 
 #include "mem-file.h"
 
-#define PAGE 4096ul
-
-static bool page_is_zero(const uint8_t *p)
-{
-	static const uint8_t zero[PAGE];
-
-	return memcmp(p, zero, PAGE) == 0;
-}
-
-/* Copy [off, off + len) of RAM, skipping all-zero pages so they stay holes. */
-static int write_range(int fd, const uint8_t *src, uint64_t off, uint64_t len)
-{
-	for (uint64_t pos = 0; pos < len; pos += PAGE) {
-		const uint8_t *page = src + pos;
-		size_t done = 0;
-
-		if (page_is_zero(page))
-			continue;
-		while (done < PAGE) {
-			ssize_t n = pwrite(fd, page + done, PAGE - done, (off_t)(off + pos + done));
-
-			if (n < 0)
-				return neg_errno();
-			done += (size_t)n;
-		}
-	}
-	return 0;
-}
-
 /*
  * Extents of the memfd that hold data (SEEK_DATA/SEEK_HOLE); pages in a
  * hole were never touched and need no look. A private mapping (a resumed
@@ -44,9 +15,10 @@ static int write_range(int fd, const uint8_t *src, uint64_t off, uint64_t len)
 static int write_ram(int fd, const struct guest_mem *mem, bool memfd_is_current)
 {
 	off_t pos = 0, data, hole;
+	int r;
 
 	if (!memfd_is_current)
-		return write_range(fd, mem->host, 0, mem->size);
+		return guest_mem_copy_to_fd(mem, 0, mem->size, fd);
 	while ((uint64_t)pos < mem->size) {
 		data = lseek(mem->memfd, pos, SEEK_DATA);
 		if (data < 0)
@@ -56,8 +28,9 @@ static int write_ram(int fd, const struct guest_mem *mem, bool memfd_is_current)
 			return neg_errno();
 		if ((uint64_t)hole > mem->size)
 			hole = (off_t)mem->size;
-		if (write_range(fd, mem->host + data, (uint64_t)data, (uint64_t)(hole - data)) < 0)
-			return neg_errno();
+		r = guest_mem_copy_to_fd(mem, (uint64_t)data, (uint64_t)(hole - data), fd);
+		if (r < 0)
+			return r;
 		pos = hole;
 	}
 	return 0;

@@ -86,18 +86,25 @@ int guest_mem_remap_private(struct guest_mem *mem)
 	return 0;
 }
 
-/* Copy RAM into fd, leaving zero pages as holes. */
-static int copy_ram_to(int fd, const struct guest_mem *mem)
+int guest_mem_copy_to_fd(const struct guest_mem *mem, uint64_t off, uint64_t len, int fd)
 {
 	static const uint8_t zero[4096];
 
-	for (uint64_t off = 0; off < mem->size; off += sizeof(zero)) {
-		const uint8_t *page = mem->host + off;
+	if (!range_within(off, len, mem->size))
+		return -EINVAL;
+	for (uint64_t pos = off; pos < off + len; pos += sizeof(zero)) {
+		const uint8_t *page = mem->host + pos;
+		size_t done = 0;
 
 		if (memcmp(page, zero, sizeof(zero)) == 0)
 			continue;
-		if (pwrite(fd, page, sizeof(zero), (off_t)off) != (ssize_t)sizeof(zero))
-			return -EIO;
+		while (done < sizeof(zero)) {
+			ssize_t n = pwrite(fd, page + done, sizeof(zero) - done, (off_t)(pos + done));
+
+			if (n < 0)
+				return neg_errno();
+			done += (size_t)n;
+		}
 	}
 	return 0;
 }
@@ -115,7 +122,7 @@ int guest_mem_consolidate(struct guest_mem *mem)
 		return neg_errno();
 	if (ftruncate(fd, (off_t)mem->size) < 0)
 		return neg_errno();
-	r = copy_ram_to(fd, mem);
+	r = guest_mem_copy_to_fd(mem, 0, mem->size, fd);
 	if (r < 0)
 		return r;
 	p = mmap(mem->host, mem->size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED | MAP_NORESERVE,

@@ -62,6 +62,14 @@ void *guest_mem_ptr(const struct guest_mem *mem, uint64_t gpa, uint64_t len);
 /* End of low RAM (the first byte that is not RAM below 4 GiB). */
 uint64_t guest_mem_low_end(const struct guest_mem *mem);
 
+/*
+ * Write RAM bytes [off, off + len) of the memfd layout to fd at the same
+ * offsets, skipping all-zero pages so they stay holes in a sparse file.
+ * off and len are page-aligned.
+ */
+int guest_mem_copy_to_fd(const struct guest_mem *mem, uint64_t off, uint64_t len,
+			 int fd) __must_check;
+
 /* Copy into / out of guest memory; -EFAULT when the range is not RAM. */
 int guest_mem_write(const struct guest_mem *mem, uint64_t gpa, const void *src, uint64_t len);
 int guest_mem_read(const struct guest_mem *mem, uint64_t gpa, void *dst, uint64_t len);

@@ -27,7 +27,7 @@ void vm_request_stop(struct vm *vm, enum vm_exit_reason reason)
 
 	pthread_mutex_lock(&vm->lock);
 	if (vm->exit_reason == VM_EXIT_NONE)
-		vm->exit_reason = reason;
+		__atomic_store_n(&vm->exit_reason, reason, __ATOMIC_SEQ_CST);
 	/* Parked vCPUs must wake up to see the stop. */
 	pthread_cond_broadcast(&vm->cond);
 	pthread_mutex_unlock(&vm->lock);
@@ -78,6 +78,15 @@ static bool vcpu_park_if_paused(struct vcpu *vcpu)
 	struct vm *vm = vcpu->vm;
 	bool running;
 
+	/*
+	 * Runs after every exit: skip the VM-wide lock unless a pause or stop
+	 * is pending. Both are stored before the kick that interrupts
+	 * KVM_RUN, so a vCPU that missed them here sees them next time round.
+	 */
+	if (!__atomic_load_n(&vm->pause_requested, __ATOMIC_SEQ_CST) &&
+	    __atomic_load_n(&vm->exit_reason, __ATOMIC_SEQ_CST) == VM_EXIT_NONE)
+		return true;
+
 	pthread_mutex_lock(&vm->lock);
 	if (vm->pause_requested && vm->exit_reason == VM_EXIT_NONE) {
 		vm->vcpus_parked++;
@@ -94,7 +103,7 @@ static bool vcpu_park_if_paused(struct vcpu *vcpu)
 void vm_pause(struct vm *vm)
 {
 	pthread_mutex_lock(&vm->lock);
-	vm->pause_requested = true;
+	__atomic_store_n(&vm->pause_requested, true, __ATOMIC_SEQ_CST);
 	pthread_mutex_unlock(&vm->lock);
 	kick_vcpus(vm);
 
@@ -107,19 +116,9 @@ void vm_pause(struct vm *vm)
 void vm_resume(struct vm *vm)
 {
 	pthread_mutex_lock(&vm->lock);
-	vm->pause_requested = false;
+	__atomic_store_n(&vm->pause_requested, false, __ATOMIC_SEQ_CST);
 	pthread_cond_broadcast(&vm->cond);
 	pthread_mutex_unlock(&vm->lock);
-}
-
-bool vm_is_paused(struct vm *vm)
-{
-	bool paused;
-
-	pthread_mutex_lock(&vm->lock);
-	paused = vm->pause_requested && vm->vcpus_parked == vm->vcpus_running;
-	pthread_mutex_unlock(&vm->lock);
-	return paused;
 }
 
 static void *vcpu_thread(void *arg)

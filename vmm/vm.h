@@ -143,7 +143,6 @@ struct vm {
 	bool pause_requested;
 	uint32_t vcpus_running;
 	uint32_t vcpus_parked;
-	struct ratelimit exit_rl;
 };
 
 /* Create the VM, its memory, platform devices and vCPUs (not yet booted). */
@@ -175,7 +174,6 @@ int vm_block_signals(void) __must_check;
  */
 void vm_pause(struct vm *vm);
 void vm_resume(struct vm *vm);
-bool vm_is_paused(struct vm *vm);
 
 /* Ask the VM to stop (first reason wins). Safe from any thread. */
 void vm_request_stop(struct vm *vm, enum vm_exit_reason reason);
