@@ -99,6 +99,15 @@ static json_t *nets_json(const struct vm_config *c)
 				 n->mac[1], n->mac[2], n->mac[3], n->mac[4], n->mac[5]);
 			json_object_set_new(o, "guest_mac", json_string(mac));
 		}
+		/* fvm's own fields, when set. */
+		if (o && n->clone_tap_name[0])
+			json_object_set_new(o, "clone_host_dev_name", json_string(n->clone_tap_name));
+		if (o && n->clone_netns[0])
+			json_object_set_new(o, "clone_netns", json_string(n->clone_netns));
+		if (o && n->guest_ip[0])
+			json_object_set_new(o, "guest_ip", json_string(n->guest_ip));
+		if (o && n->guest_gateway[0])
+			json_object_set_new(o, "guest_gateway", json_string(n->guest_gateway));
 		json_array_append_new(a, o);
 	}
 	return a;

@@ -218,11 +218,17 @@ int api_parse_network_interface(const char *path_id, const char *body, size_t le
 	    F_STRN(struct vm_net_config, "host_dev_name", tap_name, true, 1, API_IFNAME_MAX,
 		   api_check_ifname),
 	    F_CUSTOM("guest_mac", false, parse_mac),
+	    /* fvm's own: what clones use, and the identity the guest agent applies. */
+	    F_STRN(struct vm_net_config, "clone_host_dev_name", clone_tap_name, false, 1,
+		   API_IFNAME_MAX, api_check_ifname),
+	    F_STR(struct vm_net_config, "clone_netns", clone_netns, false, 1, api_check_path),
+	    F_STR(struct vm_net_config, "guest_ip", guest_ip, false, 1, NULL),
+	    F_STR(struct vm_net_config, "guest_gateway", guest_gateway, false, 1, NULL),
 	    F_REFUSE("mtu", "the MTU is not advertised to the guest yet"),
 	    F_REFUSE("rx_rate_limiter", "no rate limiting yet"),
 	    F_REFUSE("tx_rate_limiter", "no rate limiting yet"),
 	};
-	struct vm_net_config n = {0};
+	struct vm_net_config n = {.tap_fd = -1};
 	int r;
 
 	r = check_path_id("network-interfaces", "iface_id", path_id, f);

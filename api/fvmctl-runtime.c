@@ -196,6 +196,14 @@ int fvmctl_vm_open(const struct fvmctl *ctl, const char *name, struct fvmctl_vm 
 
 void fvmctl_vm_remove_files(const struct fvmctl_vm *vm, bool with_log)
 {
+	char vsock[sizeof(vm->sock) + 1];
+	size_t len = strlen(vm->sock);
+
+	/* A clone's vsock socket sits beside its API socket: <name>.vsock. */
+	if (len > 5 && strcmp(vm->sock + len - 5, ".sock") == 0) {
+		snprintf(vsock, sizeof(vsock), "%.*s.vsock", (int)(len - 5), vm->sock);
+		unlink(vsock);
+	}
 	unlink(vm->sock);
 	unlink(vm->pid_path);
 	if (with_log)

@@ -277,11 +277,15 @@ static int stop_vm(const struct fvmctl *ctl, const struct fvmctl_vm *vm, long ti
 		json_t *body = json_pack("{ss}", "action_type", "SendCtrlAltDel");
 		struct fvmctl_reply r;
 		_cleanup_free_ char *text = json_dumps(body, JSON_COMPACT);
+		bool asked = false;
 
 		json_decref(body);
-		if (text && fvmctl_http(vm->sock, "PUT", "/actions", text, 2000, &r) == 0)
+		if (text && fvmctl_http(vm->sock, "PUT", "/actions", text, 2000, &r) == 0) {
+			/* A VMM that cannot pass the request on (501) gets no grace period. */
+			asked = r.status >= 200 && r.status < 300;
 			fvmctl_reply_release(&r);
-		if (fvmctl_wait_exit(vm->pid, timeout_ms))
+		}
+		if (asked && fvmctl_wait_exit(vm->pid, timeout_ms))
 			return FVMCTL_OK;
 	}
 	if (!force) {

@@ -26,6 +26,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "unix-http.h"
+
 #define TIMEOUT_MS 60000.0
 
 static double now_ms(void)
@@ -36,44 +38,12 @@ static double now_ms(void)
 	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
-/* One HTTP/1.1 request over the API socket; the whole answer lands in resp. */
-static int http_request(const char *sock, const char *method, const char *path,
-			const char *body, char *resp, size_t resp_len)
-{
-	struct sockaddr_un addr = { .sun_family = AF_UNIX };
-	char req[1024];
-	size_t got = 0;
-	int fd, n;
-
-	n = snprintf(req, sizeof(req),
-		     "%s %s HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
-		     "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
-		     method, path, strlen(body), body);
-	if (n < 0 || (size_t)n >= sizeof(req))
-		return -1;
-	snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", sock);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0 || connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 ||
-	    write(fd, req, (size_t)n) != n)
-		return -1;
-	while (got < resp_len - 1) {
-		ssize_t r = read(fd, resp + got, resp_len - 1 - got);
-
-		if (r <= 0)
-			break;
-		got += (size_t)r;
-	}
-	resp[got] = '\0';
-	close(fd);
-	return strncmp(resp, "HTTP/1.1 2", 10) == 0 ? 0 : -1;
-}
-
 static int http_fork(const char *sock, const char *prefix, char *resp, size_t resp_len)
 {
 	char body[128];
 
 	snprintf(body, sizeof(body), "{\"count\":1,\"name_prefix\":\"%s\"}", prefix);
-	return http_request(sock, "POST", "/fork", body, resp, resp_len);
+	return bench_http_request(sock, "POST", "/fork", body, resp, resp_len);
 }
 
 /* The first "key":"value" string in a JSON text (enough for our own answer). */
@@ -175,7 +145,7 @@ int main(int argc, char **argv)
 		return time_fork(argv[2], argv[3]);
 	if ((argc == 5 || argc == 6) && strcmp(argv[1], "request") == 0) {
 		char resp[8192];
-		int r = http_request(argv[2], argv[3], argv[4], argc == 6 ? argv[5] : "", resp,
+		int r = bench_http_request(argv[2], argv[3], argv[4], argc == 6 ? argv[5] : "", resp,
 				     sizeof(resp));
 
 		printf("%.*s\n", (int)strcspn(resp, "\r\n"), resp);

@@ -84,6 +84,7 @@ static int clone_main(struct vm *vm, uint32_t index, void *opaque)
 	struct report rep = { .index = index };
 	char c;
 
+	vm_thaw_devices(vm);
 	close(ctx->hold_write_fd);
 	if (run_to_sync(&vm->vcpus[0]) < 0)
 		return 1;

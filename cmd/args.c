@@ -1,5 +1,10 @@
 // SPDX-License-Identifier: MIT
+#include <ctype.h>
+#include <errno.h>
 #include <getopt.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdlib.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -24,6 +29,16 @@ const char fvm_usage[] =
 	"                       /dev/vda and, without --cmdline, adds root=/dev/vda;\n"
 	"                       overlay= writes into a qcow2 overlay over PATH\n"
 	"                       (created if missing), leaving PATH untouched\n"
+	"  --net tap=NAME|fd=N[,id=ID][,mac=MAC][,ip=A.B.C.D/N][,gw=A.B.C.D]\n"
+	"        [,clone-tap=PATTERN][,clone-netns=PATTERN]\n"
+	"                       a virtio-net interface on a TAP (repeatable, up to 4);\n"
+	"                       ip/gw: the guest's address, set by the guest agent;\n"
+	"                       clones open clone-tap (in clone-netns, a path like\n"
+	"                       /run/netns/fvm-{n}); {n} is the clone's number\n"
+	"  --vsock cid=N,uds=PATH\n"
+	"                       a virtio-vsock device; the host side listens on PATH\n"
+	"                       (CONNECT <port>), guest connections go to PATH_<port>\n"
+	"  --rng                a virtio-rng device fed by getrandom()\n"
 	"  --api-sock PATH      serve the REST API on this unix socket (mode 0600);\n"
 	"                       without --kernel, wait for the VM's config there\n"
 	"  --config PATH        the VM as JSON, in the API's schema; flags override it\n"
@@ -45,6 +60,9 @@ enum {
 	OPT_API_SOCK,
 	OPT_CONFIG,
 	OPT_DRIVE,
+	OPT_NET,
+	OPT_VSOCK,
+	OPT_RNG,
 	OPT_HELP,
 	OPT_VERSION,
 };
@@ -60,6 +78,9 @@ static const struct option long_options[] = {
 	{ "api-sock", required_argument, NULL, OPT_API_SOCK },
 	{ "config", required_argument, NULL, OPT_CONFIG },
 	{ "drive", required_argument, NULL, OPT_DRIVE },
+	{ "net", required_argument, NULL, OPT_NET },
+	{ "vsock", required_argument, NULL, OPT_VSOCK },
+	{ "rng", no_argument, NULL, OPT_RNG },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{ 0 },
@@ -233,6 +254,147 @@ static int parse_drive(struct vm_config *vm, const char *val, char *err, size_t 
 	return 0;
 }
 
+static int parse_mac(const char *s, uint8_t mac[6])
+{
+	unsigned int b[6];
+	int end = 0;
+
+	if (strlen(s) != 17 || sscanf(s, "%2x:%2x:%2x:%2x:%2x:%2x%n", &b[0], &b[1], &b[2], &b[3],
+				      &b[4], &b[5], &end) != 6 || end != 17)
+		return -EINVAL;
+	for (int i = 0; i < 6; i++) {
+		if (!isxdigit((unsigned char)s[i * 3]) || !isxdigit((unsigned char)s[i * 3 + 1]))
+			return -EINVAL;
+		mac[i] = (uint8_t)b[i];
+	}
+	/* A NIC's own address is unicast. */
+	return mac[0] & 1 ? -EINVAL : 0;
+}
+
+static int parse_fd(const char *s, int *ret)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || end == s || *end || s[0] < '0' || s[0] > '9' || v > INT_MAX)
+		return -EINVAL;
+	*ret = (int)v;
+	return 0;
+}
+
+/* One "key=value" of --net into n. */
+static int net_key(struct vm_net_config *n, const char *key, char *err, size_t err_len)
+{
+	static const struct {
+		const char *prefix;
+		size_t offset, size;
+	} strings[] = {
+		{ "tap=", offsetof(struct vm_net_config, tap_name), 16 },
+		{ "ip=", offsetof(struct vm_net_config, guest_ip), sizeof(n->guest_ip) },
+		{ "gw=", offsetof(struct vm_net_config, guest_gateway), sizeof(n->guest_gateway) },
+		{ "clone-tap=", offsetof(struct vm_net_config, clone_tap_name), 16 },
+		{ "clone-netns=", offsetof(struct vm_net_config, clone_netns),
+		  sizeof(n->clone_netns) },
+	};
+
+	for (size_t i = 0; i < ARRAY_SIZE(strings); i++) {
+		size_t plen = strlen(strings[i].prefix);
+		char what[32];
+
+		if (strncmp(key, strings[i].prefix, plen) != 0)
+			continue;
+		snprintf(what, sizeof(what), "--net %.*s", (int)plen - 1, key);
+		return copy_string((char *)n + strings[i].offset, strings[i].size, key + plen, what,
+				   err, err_len);
+	}
+	if (strncmp(key, "id=", 3) == 0 && valid_drive_id(key + 3)) {
+		strcpy(n->id, key + 3);
+	} else if (strncmp(key, "mac=", 4) == 0 && parse_mac(key + 4, n->mac) == 0) {
+		n->has_mac = true;
+	} else if (strncmp(key, "fd=", 3) == 0 && parse_fd(key + 3, &n->tap_fd) == 0) {
+		n->has_tap_fd = true;
+	} else {
+		snprintf(err, err_len,
+			 "--net: bad '%s' (expected tap=NAME, fd=N, id=ID, mac=06:00:00:00:00:01, "
+			 "ip=A.B.C.D/N, gw=A.B.C.D, clone-tap=, clone-netns=)",
+			 key);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int parse_net(struct vm_config *vm, const char *val, char *err, size_t err_len)
+{
+	struct vm_net_config n = { .tap_fd = -1 };
+	char buf[1024];
+	char *save = NULL, *key;
+	int r;
+
+	if (strlen(val) >= sizeof(buf)) {
+		snprintf(err, err_len, "--net is too long");
+		return -EINVAL;
+	}
+	strcpy(buf, val);
+	for (key = strtok_r(buf, ",", &save); key; key = strtok_r(NULL, ",", &save)) {
+		r = net_key(&n, key, err, err_len);
+		if (r < 0)
+			return r;
+	}
+	if (vm->nr_nets == VM_MAX_NET) {
+		snprintf(err, err_len, "--net: at most %d interfaces", VM_MAX_NET);
+		return -EINVAL;
+	}
+	if (n.tap_name[0] == '\0' && !n.has_tap_fd) {
+		snprintf(err, err_len, "--net '%s': no tap=NAME or fd=N", val);
+		return -EINVAL;
+	}
+	if (n.id[0] == '\0')
+		snprintf(n.id, sizeof(n.id), "net%u", vm->nr_nets);
+	vm->nets[vm->nr_nets++] = n;
+	return 0;
+}
+
+static int parse_vsock(struct vm_config *vm, const char *val, char *err, size_t err_len)
+{
+	struct vm_vsock_config v = { .enabled = true };
+	char buf[VM_CONFIG_PATH_MAX + 64];
+	char *save = NULL, *key, *end;
+	unsigned long cid;
+
+	if (strlen(val) >= sizeof(buf)) {
+		snprintf(err, err_len, "--vsock is too long");
+		return -EINVAL;
+	}
+	strcpy(buf, val);
+	for (key = strtok_r(buf, ",", &save); key; key = strtok_r(NULL, ",", &save)) {
+		if (strncmp(key, "uds=", 4) == 0) {
+			/* Room for "_<port>" in sun_path, for guest-initiated connections. */
+			if (copy_string(v.uds_path, 108 - sizeof("_4294967295"), key + 4,
+					"--vsock uds", err, err_len) < 0)
+				return -EINVAL;
+			continue;
+		}
+		errno = 0;
+		if (strncmp(key, "cid=", 4) == 0 && key[4] >= '0' && key[4] <= '9' &&
+		    (cid = strtoul(key + 4, &end, 10), !errno && !*end && cid >= 3 &&
+						       cid < UINT32_MAX)) {
+			v.guest_cid = (uint32_t)cid;
+			continue;
+		}
+		snprintf(err, err_len, "--vsock: bad '%s' (expected cid=N with N >= 3, uds=PATH)",
+			 key);
+		return -EINVAL;
+	}
+	if (!v.guest_cid || !v.uds_path[0]) {
+		snprintf(err, err_len, "--vsock '%s': needs cid=N and uds=PATH", val);
+		return -EINVAL;
+	}
+	vm->vsock = v;
+	return 0;
+}
+
 static int apply_option(struct fvm_args *a, int opt, const char *val, char *err, size_t err_len)
 {
 	uint64_t bytes;
@@ -281,6 +443,13 @@ static int apply_option(struct fvm_args *a, int opt, const char *val, char *err,
 				   err_len);
 	case OPT_DRIVE:
 		return parse_drive(&a->vm, val, err, err_len);
+	case OPT_NET:
+		return parse_net(&a->vm, val, err, err_len);
+	case OPT_VSOCK:
+		return parse_vsock(&a->vm, val, err, err_len);
+	case OPT_RNG:
+		a->vm.rng = true;
+		return 0;
 	case OPT_HELP:
 		a->show_help = true;
 		return 0;

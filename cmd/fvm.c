@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /* fvm: one microVM, configured by flags, a config file or the REST API. */
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <termios.h>
@@ -102,6 +103,13 @@ int main(int argc, char **argv)
 	}
 	log_set_level(args.log_level);
 
+	/*
+	 * Clones are our children: the kernel reaps them, so that a stopped
+	 * clone is gone at once instead of lingering as a zombie until the
+	 * template next looks (fvmctl stop waits for the process to vanish).
+	 */
+	sigaction(SIGCHLD, &(struct sigaction){.sa_handler = SIG_DFL, .sa_flags = SA_NOCLDWAIT},
+		  NULL);
 	/* Before any thread exists (API, vCPUs): they inherit the blocked set. */
 	r = vm_block_signals();
 	if (r < 0) {

@@ -92,6 +92,50 @@ static int op_put_drive(void *opaque, const struct vm_drive_config *req, struct 
 	return r;
 }
 
+/* Create or replace interface req->id; its TAP is opened at InstanceStart. */
+static int op_put_network_interface(void *opaque, const struct vm_net_config *req,
+				    struct api_fault *f)
+{
+	struct instance *inst = opaque;
+	struct vm_config *cfg = &inst->cfg;
+	uint32_t i;
+
+	pthread_mutex_lock(&inst->lock);
+	for (i = 0; i < cfg->nr_nets && strcmp(cfg->nets[i].id, req->id) != 0; i++)
+		;
+	if (i == VM_MAX_NET) {
+		pthread_mutex_unlock(&inst->lock);
+		api_fault_set(f, "at most %d network interfaces", VM_MAX_NET);
+		return -ENOSPC;
+	}
+	cfg->nets[i] = *req;
+	cfg->nr_nets = MAX(cfg->nr_nets, i + 1);
+	pthread_mutex_unlock(&inst->lock);
+	return 0;
+}
+
+static int op_put_vsock(void *opaque, const struct vm_vsock_config *req, struct api_fault *f)
+{
+	struct instance *inst = opaque;
+
+	(void)f;
+	pthread_mutex_lock(&inst->lock);
+	inst->cfg.vsock = *req;
+	pthread_mutex_unlock(&inst->lock);
+	return 0;
+}
+
+static int op_put_entropy(void *opaque, const struct api_entropy_config *req, struct api_fault *f)
+{
+	struct instance *inst = opaque;
+
+	(void)f;
+	pthread_mutex_lock(&inst->lock);
+	inst->cfg.rng = req->enabled;
+	pthread_mutex_unlock(&inst->lock);
+	return 0;
+}
+
 /* Ask the main thread to start the VM and wait for its answer. */
 static int request_start(struct instance *inst, enum instance_start how,
 			 const struct api_snapshot_load *restore, struct api_fault *f)
@@ -145,9 +189,8 @@ static int op_action(void *opaque, enum api_action a, struct api_fault *f)
 	}
 }
 
-static int op_set_vm_state(void *opaque, enum api_vm_target t, struct api_fault *f)
+static int set_vm_state_locked(struct instance *inst, enum api_vm_target t, struct api_fault *f)
 {
-	struct instance *inst = opaque;
 	int r;
 
 	if (t == API_VM_PAUSE) {
@@ -174,12 +217,25 @@ static int op_set_vm_state(void *opaque, enum api_vm_target t, struct api_fault 
 	return 0;
 }
 
+/* Not while an invoke forks (invoke is not a serial request). */
+static int op_set_vm_state(void *opaque, enum api_vm_target t, struct api_fault *f)
+{
+	struct instance *inst = opaque;
+	int r;
+
+	pthread_mutex_lock(&inst->fork_lock);
+	r = set_vm_state_locked(inst, t, f);
+	pthread_mutex_unlock(&inst->fork_lock);
+	return r;
+}
+
 static int op_get_vm_config(void *opaque, struct api_vm_config *ret)
 {
 	struct instance *inst = opaque;
 
 	pthread_mutex_lock(&inst->lock);
 	ret->cfg = inst->cfg;
+	ret->entropy = inst->cfg.rng;
 	pthread_mutex_unlock(&inst->lock);
 	return 0;
 }
@@ -226,11 +282,39 @@ static int op_snapshot_create(void *opaque, const struct api_snapshot_create *re
 static int op_snapshot_load(void *opaque, const struct api_snapshot_load *req,
 			    struct api_fault *f)
 {
-	if (req->nr_net_overrides || req->has_vsock_override) {
-		api_fault_set(f, "network and vsock overrides need devices fvm does not have yet");
-		return -ENOSYS;
+	struct instance *inst = opaque;
+	struct vm_config *cfg = &inst->cfg;
+	int r = 0;
+
+	/* The restored VM's devices are this instance's: overrides change their backends. */
+	pthread_mutex_lock(&inst->lock);
+	for (uint32_t i = 0; r >= 0 && i < req->nr_net_overrides; i++) {
+		const struct api_net_override *o = &req->net_overrides[i];
+		uint32_t j;
+
+		for (j = 0; j < cfg->nr_nets && strcmp(cfg->nets[j].id, o->iface_id) != 0; j++)
+			;
+		if (j == cfg->nr_nets) {
+			api_fault_set(f, "network_overrides: no interface '%s' is configured "
+					 "(PUT /network-interfaces first)", o->iface_id);
+			r = -EINVAL;
+			break;
+		}
+		snprintf(cfg->nets[j].tap_name, sizeof(cfg->nets[j].tap_name), "%s",
+			 o->host_dev_name);
+		cfg->nets[j].has_tap_fd = false;
 	}
-	return request_start(opaque, START_RESTORE, req, f);
+	if (r >= 0 && req->has_vsock_override) {
+		if (!cfg->vsock.enabled) {
+			api_fault_set(f, "vsock_override: no vsock device is configured (PUT /vsock first)");
+			r = -EINVAL;
+		} else {
+			snprintf(cfg->vsock.uds_path, sizeof(cfg->vsock.uds_path), "%s",
+				 req->vsock_uds_path);
+		}
+	}
+	pthread_mutex_unlock(&inst->lock);
+	return r < 0 ? r : request_start(inst, START_RESTORE, req, f);
 }
 
 static int op_metrics(void *opaque, char *buf, size_t len)
@@ -281,6 +365,9 @@ const struct api_backend_ops instance_api_ops = {
 	.put_machine_config = op_put_machine_config,
 	.put_boot_source = op_put_boot_source,
 	.put_drive = op_put_drive,
+	.put_network_interface = op_put_network_interface,
+	.put_vsock = op_put_vsock,
+	.put_entropy = op_put_entropy,
 	.action = op_action,
 	.set_vm_state = op_set_vm_state,
 	.get_vm_config = op_get_vm_config,
@@ -288,11 +375,9 @@ const struct api_backend_ops instance_api_ops = {
 	.snapshot_load = op_snapshot_load,
 	.fork = instance_op_fork,
 	.list_clones = instance_op_list_clones,
+	.exec = instance_op_exec,
+	.invoke = instance_op_invoke,
 	.metrics = op_metrics,
-	/*
-	 * Network interfaces, vsock, entropy, exec, invoke and disk
-	 * commit need devices and the guest agent that fvm does not have yet:
-	 * NULL makes the API answer 501 naming the missing operation.
-	 */
+	/* Live disk commit: NULL makes the API answer 501 naming the operation. */
 };
 

@@ -20,6 +20,26 @@ int instance_template_unfreeze(struct instance *inst, char *why, size_t why_len)
 int instance_create_overlay(const struct vm_drive_config *d, const char *overlay, char *why,
 			    size_t why_len);
 
+/*
+ * Fork req->count clones. agent_by_caller: the clones leave their identity
+ * to the caller (invoke) instead of sending it to their agents themselves.
+ * ret_first_number (optional): the first clone's number n.
+ */
+int instance_fork(struct instance *inst, const struct api_fork_request *req, bool agent_by_caller,
+		  struct api_clone_list *ret, uint32_t *ret_first_number, struct api_fault *f);
+
+/* Where clone `name` listens for vsock connections. */
+int instance_clone_vsock_path(const struct instance *inst, const char *name, char *buf,
+			      size_t len);
+
+/* Give the VM its identity through the guest agent, in the background (when it has vsock). */
+void instance_agent_start(struct instance *inst);
+
+int instance_op_exec(void *inst, const struct api_exec_request *req, struct api_exec_result *ret,
+		     struct api_fault *f);
+int instance_op_invoke(void *inst, const struct api_exec_request *req,
+		       struct api_exec_result *ret, struct api_fault *f);
+
 int instance_op_fork(void *inst, const struct api_fork_request *req, struct api_clone_list *ret,
 		     struct api_fault *f);
 int instance_op_list_clones(void *inst, struct api_clone_list *ret);

@@ -23,6 +23,7 @@ int instance_init(struct instance *inst, const struct vm_config *cfg, int consol
 	memset(inst, 0, sizeof(*inst));
 	pthread_mutex_init(&inst->lock, NULL);
 	pthread_cond_init(&inst->cond, NULL);
+	pthread_mutex_init(&inst->fork_lock, NULL);
 	inst->cfg = *cfg;
 	inst->state = VM_STATE_NOT_STARTED;
 	inst->console_fd = console_fd;
@@ -97,7 +98,7 @@ static int boot_vm(struct instance *inst, char *why, size_t len)
 		return r;
 	r = open_overlays(inst, why, len);
 	if (r >= 0)
-		r = vm_attach_drives(inst->vm, &inst->cfg, why, len);
+		r = vm_attach_devices(inst->vm, &inst->cfg, why, len);
 	if (r < 0)
 		return r;
 	return vm_load_linux(inst->vm, &inst->cfg, why, len);
@@ -141,7 +142,7 @@ static int restore_vm(struct instance *inst, char *why, size_t len)
 	 */
 	r = open_overlays(inst, why, len);
 	if (r >= 0)
-		r = vm_attach_drives(inst->vm, &inst->cfg, why, len);
+		r = vm_attach_devices(inst->vm, &inst->cfg, why, len);
 	if (r < 0)
 		return r;
 	n = vm_state_devices(inst->vm, devs, VM_MAX_STATE_DEVICES);
@@ -159,6 +160,8 @@ static int restore_vm(struct instance *inst, char *why, size_t len)
 		snprintf(why, len, "cannot renew the VM generation ID: %s", strerror(-r));
 		return r;
 	}
+	/* Host connections did not survive: the guest's vsock driver must drop its own. */
+	vm_devices_after_restore(inst->vm);
 	inst->cfg.mem_bytes = p.mem_bytes;
 	inst->cfg.vcpus = p.nr_vcpus;
 	return 0;
@@ -272,6 +275,7 @@ int instance_main(struct instance *inst)
 		/* The API client that asked got the error; wait for another try. */
 		how = START_NONE;
 	}
+	instance_agent_start(inst);
 	status = instance_run_until_stopped(inst, inst->console_stdio ? STDIN_FILENO : -1);
 	api_server_stop(inst->server);
 	inst->server = NULL;

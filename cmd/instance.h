@@ -23,6 +23,13 @@ enum instance_start {
 	INSTANCE_START_MAX,
 };
 
+enum instance_agent {
+	AGENT_NONE,    /* no vsock device, or not started */
+	AGENT_WAITING, /* the VM runs; its identity is on the way to the agent */
+	AGENT_READY,   /* the agent took the identity and answers */
+	AGENT_FAILED,  /* gave up: agent_error says why */
+};
+
 struct clone_record {
 	char name[API_NAME_MAX];
 	pid_t pid;
@@ -55,6 +62,14 @@ struct instance {
 	uint64_t forks, fork_ns_total;
 	/* Forked: clones read our disk images, which we must not write again. */
 	bool disks_frozen;
+	/* Forks (API or invoke) and resumes, one at a time. */
+	pthread_mutex_t fork_lock;
+
+	/* The guest agent, as far as this process knows (under lock). */
+	enum instance_agent agent;
+	char agent_error[API_FAULT_MAX];
+	/* The n of a clone's name "<prefix>-<n>" (its identity); 0 when not a clone. */
+	uint32_t clone_number;
 };
 
 extern const struct api_backend_ops instance_api_ops;

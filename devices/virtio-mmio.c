@@ -138,7 +138,7 @@ void virtio_mmio_fail(struct virtio_mmio *vdev, const char *why)
 
 bool virtio_mmio_queue_live(const struct virtio_mmio *vdev, uint32_t index)
 {
-	return index < vdev->nr_queues && vdev->queues[index].ready &&
+	return index < vdev->nr_queues && vdev->queues[index].ready && !vdev->frozen &&
 	       (vdev->status & VIRTIO_CONFIG_S_DRIVER_OK) &&
 	       !(vdev->status & VIRTIO_CONFIG_S_NEEDS_RESET);
 }
@@ -210,6 +210,18 @@ void virtio_mmio_quiesce(struct virtio_mmio *vdev)
 		if (virtio_mmio_queue_live(vdev, i))
 			vdev->ops->queue_notify(vdev->dev, i);
 	vdev->ops->drain(vdev->dev, true);
+	vdev->frozen = true;
+	virtio_mmio_unlock(vdev);
+}
+
+void virtio_mmio_thaw(struct virtio_mmio *vdev)
+{
+	virtio_mmio_lock(vdev);
+	vdev->frozen = false;
+	/* Backend events that came while frozen left work behind: look again. */
+	for (uint32_t i = 0; i < vdev->nr_queues; i++)
+		if (virtio_mmio_queue_live(vdev, i))
+			vdev->ops->queue_notify(vdev->dev, i);
 	virtio_mmio_unlock(vdev);
 }
 

@@ -98,6 +98,12 @@ struct virtio_mmio {
 	struct virtio_kick kicks[VIRTIO_MMIO_MAX_QUEUES];
 	int irq_fd;
 	struct irq_line irq;
+	/*
+	 * Captured (quiesced) and not yet resumed: no queue is live, so that
+	 * backends (a TAP, vsock sockets) cannot write guest memory behind a
+	 * snapshot's or a fork's back.
+	 */
+	bool frozen;
 
 	struct ratelimit error_rl;
 	uint64_t malformed;
@@ -142,9 +148,12 @@ void virtio_mmio_fail(struct virtio_mmio *vdev, const char *why);
 
 /*
  * VM paused, before a snapshot: process what the driver queued and finish
- * everything in flight, so the saved rings are complete.
+ * everything in flight, so the saved rings are complete. The device stays
+ * frozen (no queue live) until virtio_mmio_thaw().
  */
 void virtio_mmio_quiesce(struct virtio_mmio *vdev);
+/* The VM runs again (or a clone starts): queues live, every one re-examined. */
+void virtio_mmio_thaw(struct virtio_mmio *vdev);
 
 void virtio_mmio_lock(struct virtio_mmio *vdev);
 void virtio_mmio_unlock(struct virtio_mmio *vdev);

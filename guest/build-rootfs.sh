@@ -1,5 +1,6 @@
 #!/bin/bash
-# Builds the test guest's root file system from busybox-static and guest/init:
+# Builds the test guest's root file system from busybox-static, guest/init
+# and the guest agent (/sbin/fvm-agent, built by meson):
 #   initramfs.cpio.gz         for the project's kernel (drivers built in)
 #   rootfs.ext4               the same tree as an ext4 image (mke2fs -d, no
 #                             root privileges needed)
@@ -13,6 +14,8 @@
 # Environment:
 #   FVM_CACHE_DIR              cache root (default $HOME/.cache/fvm)
 #   FVM_BUSYBOX                static busybox (default /bin/busybox)
+#   FVM_AGENT                  static fvm-agent (default
+#                              <repo>/build/guest/fvm-agent: ninja -C build)
 #   FVM_DISTRO_KERNEL_VERSION  cloud kernel release (default: newest
 #                              /lib/modules/*-cloud-amd64); "none" skips
 #                              the distro variant
@@ -21,6 +24,7 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 cache_root=${FVM_CACHE_DIR:-$HOME/.cache/fvm}
 busybox=${FVM_BUSYBOX:-/bin/busybox}
+agent=${FVM_AGENT:-$(dirname "$here")/build/guest/fvm-agent}
 # Drivers a test guest may use, by module name; their dependencies are found
 # with modinfo.
 distro_modules=(virtio_mmio virtio_blk virtio_net virtio_rng vmw_vsock_virtio_transport)
@@ -40,6 +44,11 @@ check_tools() {
 	if ldd "$busybox" >/dev/null 2>&1; then
 		die "$busybox is dynamically linked (apt-get install busybox-static)"
 	fi
+	[[ -f $agent && -x $agent ]] ||
+		die "guest agent $agent not found (build it: ninja -C build; or set FVM_AGENT)"
+	if ldd "$agent" >/dev/null 2>&1; then
+		die "$agent is dynamically linked (the guest has no libc)"
+	fi
 }
 
 distro_kernel_version() {
@@ -58,6 +67,7 @@ cache_key() {
 		echo "${distro_modules[*]}"
 		cat "$here/init"
 		sha256sum <"$busybox"
+		sha256sum <"$agent"
 		distro_kernel_version
 	} | sha256sum | cut -c1-16
 }
@@ -66,8 +76,8 @@ is_complete() {
 	[[ -f $1/initramfs.cpio.gz && -f $1/rootfs.ext4 ]]
 }
 
-# The common tree: busybox with one symlink per applet, and our init both as
-# /init (initramfs) and /sbin/init (ext4 root).
+# The common tree: busybox with one symlink per applet, our init both as
+# /init (initramfs) and /sbin/init (ext4 root), and the agent.
 make_tree() {
 	local root=$1 applet
 	mkdir -p "$root"/{bin,sbin,etc/fvm,proc,sys,dev,tmp,run,root,lib/modules}
@@ -77,6 +87,7 @@ make_tree() {
 		ln -sf busybox "$root/bin/$applet"
 	done
 	install -m 0755 "$here/init" "$root/init"
+	install -m 0755 "$agent" "$root/sbin/fvm-agent"
 	ln -s ../init "$root/sbin/init"
 	echo "root:x:0:0:root:/root:/bin/sh" >"$root/etc/passwd"
 	echo "root:x:0:" >"$root/etc/group"

@@ -18,7 +18,11 @@ struct vm;
 
 enum { FORK_MAX_CLONES = 4096 };
 
-/* Runs in the child after the clone is restored; its return value is the exit status. */
+/*
+ * Runs in the child after the clone is restored; its return value is the
+ * exit status. Devices are still frozen (see vm_device_ops.thaw): the
+ * child gives them backends of their own, then calls vm_thaw_devices().
+ */
 typedef int (*fork_child_fn)(struct vm *clone, uint32_t index, void *opaque);
 
 struct fork_stats {

@@ -35,11 +35,25 @@ struct vm_drive_config {
 	bool is_root;
 };
 
+/*
+ * Patterns below may hold "{n}", replaced by a clone's number (the n of
+ * its name "<prefix>-<n>"), so that every clone gets its own.
+ */
 struct vm_net_config {
 	char id[VM_CONFIG_ID_MAX];
 	char tap_name[64];
+	/* A TAP opened by the caller (tap_name then only names it in messages). */
+	int tap_fd;
+	bool has_tap_fd;
 	uint8_t mac[6];
 	bool has_mac;
+	/* Clones: the TAP to open, a pattern; empty: clones have no link. */
+	char clone_tap_name[64];
+	/* Clones: the network namespace (a path such as /run/netns/fvm-{n}) to open it in. */
+	char clone_netns[256];
+	/* The guest's IPv4 "address/prefix" and gateway, set by the guest agent (patterns). */
+	char guest_ip[48];
+	char guest_gateway[48];
 };
 
 struct vm_vsock_config {
@@ -67,7 +81,14 @@ struct vm_config {
 	struct vm_net_config nets[VM_MAX_NET];
 	uint32_t nr_nets;
 	struct vm_vsock_config vsock;
+	bool rng; /* a virtio-rng device */
 };
+
+/*
+ * Expand "{n}" in pattern with n into buf. -ENAMETOOLONG when it does
+ * not fit, -EINVAL for a stray '{'.
+ */
+int vm_config_expand(const char *pattern, uint32_t n, char *buf, size_t len);
 
 /* The defaults a VM gets before flags, a file or the API change anything. */
 void vm_config_init(struct vm_config *cfg);

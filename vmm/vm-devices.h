@@ -29,3 +29,30 @@ int vm_drive_swap(struct vm *vm, const char *drive_id, const char *path, char *r
 /* Every drive of cfg, the root drive first (so that it is /dev/vda). */
 int vm_attach_drives(struct vm *vm, const struct vm_config *cfg, char *reason,
 		     size_t reason_len) __must_check;
+
+/*
+ * Every device of cfg, in the order that names their saved state: drives
+ * (root first), network interfaces, vsock, entropy.
+ */
+int vm_attach_devices(struct vm *vm, const struct vm_config *cfg, char *reason,
+		      size_t reason_len) __must_check;
+
+/*
+ * Interface `index`'s MAC: the configured one, else 06:f0:<index>:00:00:00;
+ * a clone's (clone_number > 0) has the number in its last three bytes.
+ */
+void vm_net_mac(const struct vm_net_config *net, uint32_t index, uint32_t clone_number,
+		uint8_t mac[6]);
+
+/*
+ * In a fork child, before vm_thaw_devices(): interface `index` drops the
+ * parent's TAP for tap_name (NULL: no link) with address mac; the vsock
+ * device listens on uds_path instead of the parent's socket.
+ */
+int vm_net_clone(struct vm *vm, uint32_t index, const char *tap_name, const uint8_t mac[6],
+		 char *reason, size_t reason_len) __must_check;
+int vm_vsock_clone(struct vm *vm, const char *uds_path, char *reason,
+		   size_t reason_len) __must_check;
+
+/* After a snapshot restore: the vsock driver learns its connections are gone. */
+void vm_devices_after_restore(struct vm *vm);

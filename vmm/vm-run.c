@@ -115,6 +115,8 @@ void vm_pause(struct vm *vm)
 
 void vm_resume(struct vm *vm)
 {
+	/* Devices frozen by a snapshot or fork take buffers again. */
+	vm_thaw_devices(vm);
 	pthread_mutex_lock(&vm->lock);
 	__atomic_store_n(&vm->pause_requested, false, __ATOMIC_SEQ_CST);
 	pthread_cond_broadcast(&vm->cond);

@@ -354,6 +354,13 @@ void vm_quiesce_devices(struct vm *vm)
 			vm->devices[i].ops->quiesce(vm->devices[i].dev);
 }
 
+void vm_thaw_devices(struct vm *vm)
+{
+	for (uint32_t i = 0; i < vm->nr_devices; i++)
+		if (vm->devices[i].ops->thaw)
+			vm->devices[i].ops->thaw(vm->devices[i].dev);
+}
+
 /* Appends the attached devices' states after the platform's. */
 static uint32_t attached_states(struct vm *vm, struct state_device *out, uint32_t n, uint32_t max)
 {

@@ -86,6 +86,8 @@ struct vm_device_ops {
 	 * (ioeventfd, irqfd) must be made again on the new KVM VM.
 	 */
 	int (*rebind)(void *dev, struct vm *vm);
+	/* The VM runs again after a quiesce (resume, or a clone's start). */
+	void (*thaw)(void *dev);
 	void (*destroy)(void *dev);
 };
 
@@ -97,7 +99,7 @@ struct vm_device {
 };
 
 /* virtio-mmio slots: LAYOUT_VIRTIO_MMIO + 4 KiB each, IOAPIC pins from 5 (4 is COM1). */
-enum { VM_MAX_DEVICES = 8, VM_VIRTIO_FIRST_GSI = 5 };
+enum { VM_MAX_DEVICES = 16, VM_VIRTIO_FIRST_GSI = 5 };
 
 struct vm_params {
 	uint64_t mem_bytes;
@@ -202,9 +204,11 @@ int vm_add_device(struct vm *vm, const struct vm_device *dev) __must_check;
 
 /* Run every device's quiesce hook (the VM is paused). */
 void vm_quiesce_devices(struct vm *vm);
+/* Run every device's thaw hook (see vm_device_ops). */
+void vm_thaw_devices(struct vm *vm);
 
 /* The devices whose state a snapshot or fork carries, in a fixed order. */
-enum { VM_MAX_STATE_DEVICES = 16 };
+enum { VM_MAX_STATE_DEVICES = 32 };
 uint32_t vm_state_devices(struct vm *vm, struct state_device *out, uint32_t max);
 
 /* vCPU level, used by vm.c and by tiny-guest tests. */

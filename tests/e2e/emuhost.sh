@@ -38,8 +38,11 @@ qemu=${FVM_E2E_QEMU:-qemu-system-x86_64}
 busybox=${FVM_BUSYBOX:-/bin/busybox}
 host_mem=${FVM_E2E_HOST_MEM:-4G}
 host_cpus=${FVM_E2E_HOST_CPUS:-2}
-# Modules the emulated host loads, in this order (kvm needs irqbypass).
-host_modules=(irqbypass kvm kvm-amd)
+# Modules the emulated host loads, in this order (kvm needs irqbypass); the
+# rest serve the network tests (TAPs, veth pairs, stateless NAT with tc) and
+# QEMU's vhost-vsock in bench/run invoke.
+host_modules=(irqbypass kvm kvm-amd tun veth sch_ingress cls_matchall act_nat
+	vsock vmw_vsock_virtio_transport_common vhost_iotlb vhost vhost_vsock)
 # Markers between the host's init and us; a nonce keeps a guest's output
 # from ever passing for one.
 nonce=$RANDOM$RANDOM

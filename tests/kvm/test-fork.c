@@ -53,6 +53,7 @@ static int clone_main(struct vm *vm, uint32_t index, void *opaque)
 	struct guest_data *g = tiny_guest_data(t, 0, sizeof(*g));
 	uint64_t id = index + 1, base = gen->template_counter;
 
+	vm_thaw_devices(vm);
 	g->clone_id = id;
 	tiny_expect_sync(t, 0, base + 1);
 	tiny_expect_sync(t, 0, base + 2);

@@ -229,6 +229,7 @@ static int clone_main(struct vm *vm, uint32_t index, void *opaque)
 	uint16_t used = ring_used_idx(ctx->ring);
 	uint64_t count;
 
+	vm_thaw_devices(vm);
 	*(uint8_t *)gpa(ctx->ring, STAT_GPA) = 0xee;
 	ring_publish(ctx->ring, 0);
 	tiny_vcpu_enter(&t, 0, guest_notify, LAYOUT_VIRTIO_MMIO + VIRTIO_MMIO_QUEUE_NOTIFY);

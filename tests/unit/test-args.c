@@ -444,6 +444,87 @@ static void test_bad_drives(void **state)
 	assert_int_equal(vm_config_validate(&a.vm, &(const char *){ NULL }), -EINVAL);
 }
 
+static void test_net_vsock_rng(void **state)
+{
+	struct fvm_args a;
+	const struct vm_net_config *n;
+
+	expect_ok(ARGS("--kernel", "k", "--net",
+		       "tap=fvmtap0,mac=06:00:ac:10:00:02,ip=10.0.0.2/24,gw=10.0.0.1,"
+		       "clone-tap=tap{n},clone-netns=/run/netns/fvm-{n}",
+		       "--net", "fd=7,id=second", "--vsock", "cid=3,uds=/tmp/v.sock", "--rng"),
+		  &a);
+	assert_int_equal(a.vm.nr_nets, 2);
+	n = &a.vm.nets[0];
+	assert_string_equal(n->id, "net0");
+	assert_string_equal(n->tap_name, "fvmtap0");
+	assert_false(n->has_tap_fd);
+	assert_true(n->has_mac);
+	assert_int_equal(n->mac[5], 0x02);
+	assert_string_equal(n->guest_ip, "10.0.0.2/24");
+	assert_string_equal(n->guest_gateway, "10.0.0.1");
+	assert_string_equal(n->clone_tap_name, "tap{n}");
+	assert_string_equal(n->clone_netns, "/run/netns/fvm-{n}");
+	assert_true(a.vm.nets[1].has_tap_fd);
+	assert_int_equal(a.vm.nets[1].tap_fd, 7);
+	assert_string_equal(a.vm.nets[1].id, "second");
+	assert_true(a.vm.vsock.enabled);
+	assert_int_equal(a.vm.vsock.guest_cid, 3);
+	assert_string_equal(a.vm.vsock.uds_path, "/tmp/v.sock");
+	assert_true(a.vm.rng);
+	expect_ok(ARGS("--kernel", "k"), &a);
+	assert_false(a.vm.rng);
+	assert_false(a.vm.vsock.enabled);
+	assert_int_equal(a.vm.nr_nets, 0);
+}
+
+static void test_bad_net_vsock(void **state)
+{
+	expect_error(ARGS("--kernel", "k", "--net", "id=x"), "--net", "tap=NAME");
+	expect_error(ARGS("--kernel", "k", "--net", "tap=a,mac=01:00:00:00:00:00"), "--net",
+		     "mac=01");
+	expect_error(ARGS("--kernel", "k", "--net", "tap=a,mac=06:00:00:00:00"), "mac=", NULL);
+	expect_error(ARGS("--kernel", "k", "--net", "tap=a,fd=-1"), "fd=-1", NULL);
+	expect_error(ARGS("--kernel", "k", "--net", "tap=a,speed=10"), "speed=10", NULL);
+	expect_error(ARGS("--kernel", "k", "--net", "tap=waytoolongforatapname"), "--net tap",
+		     "too long");
+	expect_error(ARGS("--kernel", "k", "--net", "tap=a,clone-tap=t{x}"), "pattern", NULL);
+	expect_error(ARGS("--kernel", "k", "--net", "tap=a", "--net", "tap=b", "--net", "tap=c",
+			  "--net", "tap=d", "--net", "tap=e"),
+		     "at most 4", NULL);
+	expect_error(ARGS("--kernel", "k", "--net", "tap=a,id=x", "--net", "tap=b,id=x"), "same id",
+		     NULL);
+	expect_error(ARGS("--kernel", "k", "--vsock", "cid=2,uds=/a"), "--vsock", "cid=N");
+	expect_error(ARGS("--kernel", "k", "--vsock", "cid=3"), "--vsock", "uds=PATH");
+	expect_error(ARGS("--kernel", "k", "--vsock", "uds=/a"), "--vsock", "cid=N");
+	expect_error(ARGS("--kernel", "k", "--vsock", "cid=3,uds=/a,port=1"), "port=1", NULL);
+	expect_error(ARGS("--kernel", "k", "--vsock",
+			  "cid=3,uds=/a/very/long/path/that/leaves/no/room/for/the/port/suffix/"
+			  "of/guest/connections/in/sun_path/really"),
+		     "--vsock uds", "too long");
+}
+
+static void test_config_expand(void **state)
+{
+	char buf[32];
+
+	assert_int_equal(vm_config_expand("tap{n}", 12, buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "tap12");
+	assert_int_equal(vm_config_expand("{n}-{n}", 7, buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "7-7");
+	assert_int_equal(vm_config_expand("", 7, buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "");
+	assert_int_equal(vm_config_expand("plain", 7, buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "plain");
+	assert_int_equal(vm_config_expand("t{x}", 7, buf, sizeof(buf)), -EINVAL);
+	assert_int_equal(vm_config_expand("t{n", 7, buf, sizeof(buf)), -EINVAL);
+	assert_int_equal(vm_config_expand("t}", 7, buf, sizeof(buf)), -EINVAL);
+	assert_int_equal(vm_config_expand("abcd{n}", 4294967295u, buf, 8), -ENAMETOOLONG);
+	assert_int_equal(vm_config_expand("abcd{n}", 123, buf, 8), 0);
+	assert_string_equal(buf, "abcd123");
+	assert_int_equal(vm_config_expand("abcd{n}", 1234, buf, 8), -ENAMETOOLONG);
+}
+
 static void test_small_error_buffer(void **state)
 {
 	struct fvm_args a;
@@ -525,6 +606,9 @@ int main(void)
 		cmocka_unit_test(test_other_bad_values),
 		cmocka_unit_test(test_drives),
 		cmocka_unit_test(test_bad_drives),
+		cmocka_unit_test(test_net_vsock_rng),
+		cmocka_unit_test(test_bad_net_vsock),
+		cmocka_unit_test(test_config_expand),
 		cmocka_unit_test(test_small_error_buffer),
 		cmocka_unit_test(test_config_validate),
 	};
