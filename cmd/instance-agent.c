@@ -173,8 +173,8 @@ static int greet_agent(int fd, const char *vm, const struct identity *ident, cha
  * it handles the transport reset, which may come after ours was made.
  */
 static int open_agent(const char *uds_path, uint32_t deadline_ms, struct instance *inst,
-		      const char *vm, const struct identity *ident, int *ret_fd, char *why,
-		      size_t why_len)
+		      pid_t pid, const char *vm, const struct identity *ident, int *ret_fd,
+		      char *why, size_t why_len)
 {
 	uint64_t spent = 0;
 
@@ -183,6 +183,10 @@ static int open_agent(const char *uds_path, uint32_t deadline_ms, struct instanc
 		uint64_t t0 = now_ms();
 		int fd;
 
+		if (pid > 0 && kill(pid, 0) < 0) {
+			snprintf(why, why_len, "the clone's process ended");
+			return -ECHILD;
+		}
 		if (state == VM_STATE_STOPPED) {
 			snprintf(why, why_len, "the VM stopped");
 			return -ESHUTDOWN;
@@ -225,7 +229,7 @@ static void *identify_thread(void *opaque)
 			       sizeof(why));
 
 	if (r >= 0)
-		r = open_agent(inst->cfg.vsock.uds_path, AGENT_BOOT_WAIT_MS, inst, inst->name,
+		r = open_agent(inst->cfg.vsock.uds_path, AGENT_BOOT_WAIT_MS, inst, 0, inst->name,
 			       &ident, &fd, why, sizeof(why));
 	if (r < 0) {
 		if (r != -ESHUTDOWN)
@@ -349,13 +353,14 @@ int instance_op_exec(void *opaque, const struct api_exec_request *req, struct ap
 
 /* ---- invoke: fork one clone, run the request in it, destroy it ---- */
 
-/* The clone's leftovers: its sockets, log and disk overlays. */
-static void remove_clone_files(const struct instance *inst, const char *dir, const char *name)
+/* The clone's leftovers: its sockets, disk overlays and (keep_log false) log. */
+static void remove_clone_files(const struct instance *inst, const char *dir, const char *name,
+			       bool keep_log)
 {
 	char path[API_SOCK_PATH_MAX + VM_CONFIG_ID_MAX + 16];
-	static const char *const suffixes[] = {".sock", ".log", ".vsock"};
+	static const char *const suffixes[] = {".sock", ".vsock", ".log"};
 
-	for (size_t i = 0; i < ARRAY_SIZE(suffixes); i++) {
+	for (size_t i = 0; i < ARRAY_SIZE(suffixes) - keep_log; i++) {
 		snprintf(path, sizeof(path), "%s/%s%s", dir, name, suffixes[i]);
 		unlink(path);
 	}
@@ -365,7 +370,7 @@ static void remove_clone_files(const struct instance *inst, const char *dir, con
 	}
 }
 
-static void destroy_clone(struct instance *inst, const struct api_clone *c)
+static void destroy_clone(struct instance *inst, const struct api_clone *c, bool keep_log)
 {
 	char copy[API_SOCK_PATH_MAX];
 
@@ -377,48 +382,71 @@ static void destroy_clone(struct instance *inst, const struct api_clone *c)
 	for (int i = 0; i < 5000 && kill(c->pid, 0) == 0; i++)
 		sleep_ms(1);
 	snprintf(copy, sizeof(copy), "%s", c->api_sock);
-	remove_clone_files(inst, dirname(copy), c->name);
+	remove_clone_files(inst, dirname(copy), c->name, keep_log);
 }
 
-int instance_op_invoke(void *opaque, const struct api_exec_request *req,
-		       struct api_exec_result *ret, struct api_fault *f)
+/*
+ * Fork a clone and greet its agent: *ret_fd is ready for the command. A
+ * clone that dies first is reported (-ECHILD) with its log kept.
+ */
+static int start_invoke_clone(struct instance *inst, const struct api_exec_request *req,
+			      struct api_clone *ret_clone, int *ret_fd, struct api_fault *f)
 {
-	struct instance *inst = opaque;
 	struct api_fork_request fork_req = {.count = 1, .resume = true};
 	_cleanup_free_ struct api_clone_list *list = calloc(1, sizeof(*list));
 	char vsock[API_SOCK_PATH_MAX + 8], why[API_FAULT_MAX] = "";
 	struct identity ident;
-	_cleanup_close_ int fd = -1;
 	uint32_t n;
 	int r;
 
 	if (!list)
 		return -ENOMEM;
-	if (!inst->cfg.vsock.enabled) {
-		api_fault_set(f, "the template has no vsock device: invoke needs one (--vsock) and "
-				 "the guest agent");
-		return -EINVAL;
-	}
 	snprintf(fork_req.name_prefix, sizeof(fork_req.name_prefix), "%.*s-inv",
 		 (int)sizeof(fork_req.name_prefix) - 5, inst->name);
 	/* The clone leaves its identity to us: it must be in place before the command runs. */
 	r = instance_fork(inst, &fork_req, true, list, &n, f);
 	if (r < 0)
 		return r;
-	snprintf(ret->clone_name, sizeof(ret->clone_name), "%s", list->clones[0].name);
-	r = instance_clone_vsock_path(inst, list->clones[0].name, vsock, sizeof(vsock));
+	*ret_clone = list->clones[0];
+	r = instance_clone_vsock_path(inst, ret_clone->name, vsock, sizeof(vsock));
 	if (r >= 0)
-		r = build_identity(&inst->cfg, list->clones[0].name, n, &ident, why, sizeof(why));
+		r = build_identity(&inst->cfg, ret_clone->name, n, &ident, why, sizeof(why));
 	if (r >= 0)
-		r = open_agent(vsock, req->timeout_ms, NULL, list->clones[0].name, &ident, &fd, why,
-			       sizeof(why));
+		r = open_agent(vsock, req->timeout_ms, NULL, ret_clone->pid, ret_clone->name, &ident,
+			       ret_fd, why, sizeof(why));
 	if (r < 0) {
-		api_fault_set(f, "clone %s: the guest agent did not answer: %s",
-			      list->clones[0].name, why);
-		r = -EIO;
-	} else {
-		r = exec_on(fd, req, ret, f);
+		/* The clone's console says what happened to it: keep it for whoever looks. */
+		api_fault_set(f, "clone %s: the guest agent did not answer: %s (its console: %.*s.log)",
+			      ret_clone->name, why, (int)(strlen(vsock) - strlen(".vsock")), vsock);
+		destroy_clone(inst, ret_clone, true);
+		return r == -ECHILD ? r : -EIO;
 	}
-	destroy_clone(inst, &list->clones[0]);
+	return 0;
+}
+
+int instance_op_invoke(void *opaque, const struct api_exec_request *req,
+		       struct api_exec_result *ret, struct api_fault *f)
+{
+	struct instance *inst = opaque;
+	struct api_clone clone;
+	_cleanup_close_ int fd = -1;
+	int r;
+
+	if (!inst->cfg.vsock.enabled) {
+		api_fault_set(f, "the template has no vsock device: invoke needs one (--vsock) and "
+				 "the guest agent");
+		return -EINVAL;
+	}
+	r = start_invoke_clone(inst, req, &clone, &fd, f);
+	/* The command has not run yet: a clone lost before it may be replaced, once. */
+	if (r == -ECHILD) {
+		log_warn("%s: invoke: %s; trying another clone", inst->name, f->message);
+		r = start_invoke_clone(inst, req, &clone, &fd, f);
+	}
+	if (r < 0)
+		return r == -ECHILD ? -EIO : r;
+	snprintf(ret->clone_name, sizeof(ret->clone_name), "%s", clone.name);
+	r = exec_on(fd, req, ret, f);
+	destroy_clone(inst, &clone, false);
 	return r;
 }
