@@ -117,18 +117,28 @@ static int time_fvm(const char *sock, int n, int conc)
 
 /* ---- QEMU: restore, connect over AF_VSOCK, run, kill ---- */
 
-/* Connect to the agent, retrying while the restored guest comes up. */
-static int vsock_connect_retry(unsigned int cid, double deadline)
+/* Connect to the agent and greet it, retrying while the restored guest comes up (and QEMU lives). */
+static int vsock_connect_retry(unsigned int cid, pid_t qemu, double deadline)
 {
 	struct sockaddr_vm addr = {
 	    .svm_family = AF_VSOCK, .svm_cid = cid, .svm_port = AGENT_VSOCK_PORT};
 
 	while (now_ms() < deadline) {
-		int fd = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		int fd;
+
+		if (waitpid(qemu, NULL, WNOHANG) == qemu)
+			return -ECHILD;
+		fd = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
 		if (fd < 0)
 			return -errno;
-		if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) == 0)
+		/*
+		 * The guest handles the transport reset QEMU sends after a
+		 * restore when it gets to it, and that drops connections made
+		 * before: a HELLO answered means this one survived.
+		 */
+		if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) == 0 &&
+		    agent_hello(fd, 10000, &(uint32_t){0}, NULL, 0) >= 0)
 			return fd;
 		close(fd);
 		usleep(1000);
@@ -142,11 +152,8 @@ static int run_in_agent(int fd)
 	struct agent_exec_request req = {.argv = argv, .timeout_ms = 60000, .output_max = 4096};
 	struct agent_exec_result res = {0};
 	char why[256] = "";
-	uint32_t version;
-	int r = agent_hello(fd, 10000, &version, why, sizeof(why));
+	int r = agent_exec(fd, &req, &res, why, sizeof(why));
 
-	if (r >= 0)
-		r = agent_exec(fd, &req, &res, why, sizeof(why));
 	if (r >= 0 && (res.exit_code != 0 || !res.out || strcmp(res.out, "invoked\n") != 0))
 		r = -EIO;
 	if (r < 0)
@@ -176,7 +183,7 @@ static int time_qemu(int n, unsigned int cid, const char *state, char **qemu_arg
 			execvp(argv[0], argv);
 			_exit(127);
 		}
-		fd = pid < 0 ? -ECHILD : vsock_connect_retry(cid, t0 + CONNECT_WAIT_MS);
+		fd = pid < 0 ? -ECHILD : vsock_connect_retry(cid, pid, t0 + CONNECT_WAIT_MS);
 		r = fd < 0 ? fd : run_in_agent(fd);
 		lat[i] = now_ms() - t0;
 		if (fd >= 0)

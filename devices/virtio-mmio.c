@@ -420,8 +420,11 @@ static void virtio_mmio_read(void *dev, uint64_t offset, void *data, uint32_t si
 	if (offset >= VIRTIO_MMIO_CONFIG) {
 		uint64_t off = offset - VIRTIO_MMIO_CONFIG;
 
-		if (range_within(off, size, vdev->config_len))
+		if (range_within(off, size, vdev->config_len)) {
 			memcpy(data, vdev->config + off, size);
+			if (vdev->ops->config_read)
+				vdev->ops->config_read(vdev->dev, (uint32_t)off, size);
+		}
 	} else if (size == 4 && IS_ALIGNED(offset, 4ull)) {
 		v = htole32(read_reg(vdev, offset));
 		memcpy(data, &v, 4);

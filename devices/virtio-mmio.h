@@ -53,6 +53,8 @@ struct virtio_device_ops {
 	void (*drain)(void *dev, bool complete);
 	/* A guest write into config space (optional). Lock held. */
 	void (*config_write)(void *dev, uint32_t offset, const void *data, uint32_t size);
+	/* The guest read config space (optional; a sign of its progress). Lock held. */
+	void (*config_read)(void *dev, uint32_t offset, uint32_t size);
 };
 
 struct virtio_mmio;

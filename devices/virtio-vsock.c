@@ -463,6 +463,46 @@ static void event_deliver(struct virtio_vsock *v)
 	iov_fill(&ch->iov[ch->nr_out], ch->nr_in, &ev, sizeof(ev));
 	push(v, Q_EVENT, ch->head, sizeof(ev));
 	v->event_pending = false;
+	v->reset_unacked = true;
+	v->reset_gate_ms = vsock_host_now_ms() + VSOCK_RESET_GATE_MS;
+}
+
+/*
+ * The reset gate. A driver handles TRANSPORT_RESET by dropping every
+ * connection it has, whenever it gets to the event; a connection the host
+ * makes in the meantime would be dropped with the rest, even after it has
+ * carried a request and its answer. Linux reads the guest CID from config
+ * space first thing when it handles the event, so that read opens the
+ * gate; a driver that never reads it gets the gate opened after
+ * VSOCK_RESET_GATE_MS. Held connections then send their REQUEST.
+ */
+static bool reset_gated(const struct virtio_vsock *v)
+{
+	return v->reset_unacked && vsock_host_now_ms() < v->reset_gate_ms;
+}
+
+static void reset_gate_open(struct virtio_vsock *v)
+{
+	v->reset_unacked = false;
+	for (uint32_t i = 0; i < VSOCK_MAX_CONNS; i++) {
+		struct vsock_conn *c = &v->host.conns[i];
+
+		if (c->gated) {
+			c->gated = false;
+			ctrl_queue(v, c, CTRL_REQUEST);
+		}
+	}
+}
+
+static void vsock_config_read(void *opaque, uint32_t offset, uint32_t size)
+{
+	struct virtio_vsock *v = opaque;
+
+	if (v->reset_unacked) {
+		reset_gate_open(v);
+		ctrl_flush(v);
+		flush_notify(v);
+	}
 }
 
 /* Guest REQUEST to (2, P): connect to "<uds_path>_<P>". */
@@ -700,6 +740,7 @@ static const struct virtio_device_ops vsock_ops = {
     .device_id = VIRTIO_ID_VSOCK,
     .queue_notify = vsock_queue_notify,
     .drain = vsock_drain,
+    .config_read = vsock_config_read,
 };
 
 static void accept_clients(struct virtio_vsock *v)
@@ -724,6 +765,8 @@ static void host_handshake(struct virtio_vsock *v, struct vsock_conn *c)
 	if (r < 0) {
 		v->stats.conns_refused++;
 		conn_close(v, c, false);
+	} else if (r > 0 && reset_gated(v)) {
+		c->gated = true;
 	} else if (r > 0) {
 		ctrl_queue(v, c, CTRL_REQUEST);
 	}
@@ -801,6 +844,8 @@ void virtio_vsock_event_handler(void *opaque, short revents)
 		v->rekick = false;
 		kick_all(v);
 	}
+	if (v->reset_unacked && !reset_gated(v))
+		reset_gate_open(v);
 	n = epoll_wait(v->host.epoll_fd, evs, VIRTIO_VSOCK_EVENT_BATCH, 0);
 	for (int i = 0; i < n; i++) {
 		uint64_t data = evs[i].data.u64;

@@ -55,6 +55,8 @@
 enum {
 	VIRTIO_VSOCK_QUEUE_SIZE = 256,
 	VIRTIO_VSOCK_NR_QUEUES = 3,
+	/* At most this long after a TRANSPORT_RESET new host connections wait for the guest. */
+	VSOCK_RESET_GATE_MS = 1000,
 	/* Payload bytes in one packet, either way. */
 	VIRTIO_VSOCK_MAX_PKT = 64 * 1024,
 	/* Resets owed for packets that matched no stream. */
@@ -99,6 +101,13 @@ struct virtio_vsock {
 	struct vsock_rst rsts[VIRTIO_VSOCK_RST_MAX];
 	uint32_t rst_head, rst_len;
 	bool event_pending; /* TRANSPORT_RESET not yet on the event queue */
+	/*
+	 * TRANSPORT_RESET delivered, and the guest has not shown it handled
+	 * it yet (see reset_gate in virtio-vsock.c): until reset_gate_ms, new
+	 * host connections wait before their REQUEST goes out.
+	 */
+	bool reset_unacked;
+	uint64_t reset_gate_ms;
 	bool rekick;	    /* every queue to be looked at on the I/O thread */
 	uint32_t pushed;    /* queues with used entries not yet signalled */
 	struct virtq_chain tx_chain, rx_chain, ev_chain;

@@ -131,6 +131,7 @@ struct vsock_conn {
 	bool rd_shut;		     /* shutdown(SHUT_RD) done */
 	bool wr_shut;		     /* shutdown(SHUT_WR) done */
 	bool request_sent;	     /* host-initiated: the guest has seen our REQUEST */
+	bool gated;		     /* host-initiated: REQUEST held back (a reset in flight) */
 	uint8_t pending;	     /* control packets owed to the guest (virtio-vsock.c) */
 	struct vsock_link ctrl_link; /* on the device's control FIFO */
 	struct vsock_link rx_link;   /* waiting for rx buffers */

@@ -7,7 +7,8 @@ input and powers off on 'q'). Checks, in order: the three ways to
 configure a VM (flags, --config file, the API alone), the API's life
 cycle with curl (start, pause, snapshot, fork, clones, resume, metrics),
 restore of the snapshot in a new process, a tampered snapshot refused,
-and fvmctl over the same VMs.
+network, vsock and entropy devices over the API (without guest drivers:
+their host sides), and fvmctl over the same VMs.
 """
 import json
 import os
@@ -247,6 +248,95 @@ def api_life_cycle(tmp):
     return snap, mem
 
 
+def vsock_handshake(path, line, timeout=6.0):
+    """Send a CONNECT line to a vsock socket; return (answer, seconds until it closed)."""
+    import socket
+    t0 = time.monotonic()
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout)
+        s.connect(path)
+        s.sendall(line)
+        answer = b""
+        try:
+            while True:
+                chunk = s.recv(64)
+                if not chunk:
+                    break
+                answer += chunk
+        except socket.timeout:
+            return answer, None
+    return answer, time.monotonic() - t0
+
+
+def host_devices(tmp):
+    """Network, vsock and entropy over the API; the tiny guest has no drivers for them."""
+    sock, log = os.path.join(tmp, "h.sock"), os.path.join(tmp, "h.log")
+    vsock = os.path.join(tmp, "h.vsock")
+    have_tun = os.path.exists("/dev/net/tun")
+    proc = start_api(sock, log)
+    curl(sock, "PUT", "/machine-config", {"vcpu_count": 1, "mem_size_mib": 64})
+    curl(sock, "PUT", "/boot-source", {"kernel_image_path": TINY})
+    code, data = curl(sock, "PUT", "/vsock", {"guest_cid": 2, "uds_path": vsock})
+    check("PUT /vsock refuses the host's CID", code == 400, f"{code} {data}")
+    code, data = curl(sock, "PUT", "/vsock", {"guest_cid": 3, "uds_path": vsock})
+    check("PUT /vsock", code == 204, f"{code} {data}")
+    check("PUT /entropy", curl(sock, "PUT", "/entropy", {})[0] == 204)
+    code, data = curl(sock, "PUT", "/network-interfaces/eth0",
+                      {"iface_id": "eth0", "host_dev_name": "bad name"})
+    check("PUT /network-interfaces refuses a bad TAP name", code == 400, f"{code} {data}")
+    if have_tun:
+        code, data = curl(sock, "PUT", "/network-interfaces/eth0",
+                          {"iface_id": "eth0", "host_dev_name": "fvmlive0",
+                           "guest_mac": "06:00:00:00:00:07", "guest_ip": "10.9.0.2/24"})
+        check("PUT /network-interfaces", code == 204, f"{code} {data}")
+    code, data = curl(sock, "PUT", "/actions", {"action_type": "InstanceStart"})
+    check("InstanceStart with vsock, entropy (and a TAP)", code == 204, f"{code} {data}")
+    check("guest ready beside the new devices", wait_for(lambda: "tiny: ready" in read(log)), read(log)[-200:])
+    code, data = curl(sock, "GET", "/vm/config")
+    check("GET /vm/config lists vsock and entropy",
+          code == 200 and data.get("vsock", {}).get("uds_path") == vsock and data.get("entropy") == {},
+          f"{code} {data}")
+    if have_tun:
+        nets = data.get("network-interfaces", []) if isinstance(data, dict) else []
+        check("GET /vm/config lists the interface with fvm's fields",
+              nets and nets[0].get("guest_ip") == "10.9.0.2/24", nets)
+        link = subprocess.run(["ip", "link", "show", "fvmlive0"], capture_output=True, text=True)
+        check("fvm created the TAP", link.returncode == 0,
+              link.stdout + link.stderr)
+    check("the vsock socket listens", os.path.exists(vsock))
+    answer, took = vsock_handshake(vsock, b"CONNECT 52\n")
+    check("CONNECT to a guest without a vsock driver: closed without OK, in bounded time",
+          answer == b"" and took is not None and took < 5.0, f"{answer!r} after {took}")
+    answer, took = vsock_handshake(vsock, b"HELLO THERE\n")
+    check("a garbage handshake is closed at once", answer == b"" and took is not None and took < 1.0,
+          f"{answer!r} after {took}")
+    code, data = curl(sock, "POST", "/exec", {"argv": ["true"], "timeout_ms": 1000})
+    check("POST /exec without a guest agent fails with a reason, not 501",
+          code >= 400 and code != 501 and "agent" in data.get("fault_message", ""), f"{code} {data}")
+    check("PATCH /vm Paused", curl(sock, "PATCH", "/vm", {"state": "Paused"})[0] == 204)
+    code, data = curl(sock, "POST", "/fork", {"count": 1})
+    clones = data.get("clones", []) if isinstance(data, dict) else []
+    check("fork a VM with vsock and a TAP", code == 200 and len(clones) == 1, f"{code} {data}")
+    for c in clones:
+        cvsock = os.path.join(tmp, c["name"] + ".vsock")
+        check(f"clone {c['name']} listens on its own vsock socket", wait_for(lambda: os.path.exists(cvsock)),
+              os.listdir(tmp))
+        code, d = curl(c["api_sock"], "GET", "/vm/config")
+        check(f"clone {c['name']} config names its vsock socket",
+              code == 200 and d.get("vsock", {}).get("uds_path") == cvsock, f"{code} {d}")
+        os.kill(c["pid"], signal.SIGTERM)
+    check("the template still listens on its own vsock socket", os.path.exists(vsock))
+    code, data = curl(sock, "POST", "/invoke", {"argv": ["true"], "timeout_ms": 1500})
+    check("POST /invoke without a guest agent fails with a reason", code >= 400 and code != 501
+          and "agent" in data.get("fault_message", ""), f"{code} {data}")
+    check("exits 0 on SIGTERM", stop(proc) == 0, proc.stderr.read())
+    check("the vsock socket is removed on exit", not os.path.exists(vsock))
+    start = start_api(os.path.join(tmp, "n.sock"), os.path.join(tmp, "n.log"))
+    code, data = curl(os.path.join(tmp, "n.sock"), "POST", "/exec", {"argv": ["true"]})
+    check("POST /exec before start is refused", code == 400, f"{code} {data}")
+    stop(start)
+
+
 def restore(tmp, snap, mem):
     sock, log = os.path.join(tmp, "r.sock"), os.path.join(tmp, "r.log")
     proc = start_api(sock, log)
@@ -306,6 +396,7 @@ def main():
         three_ways(tmp)
         snap, mem = api_life_cycle(tmp)
         restore(tmp, snap, mem)
+        host_devices(tmp)
         fvmctl(tmp)
     finally:
         subprocess.run(["pkill", "-f", tmp], capture_output=True)

@@ -497,6 +497,15 @@ static void pattern(uint8_t *buf, size_t len, uint32_t seed)
 		buf[i] = (uint8_t)(seed * 31 + i * 7 + (i >> 8));
 }
 
+/* What Linux does first when it handles TRANSPORT_RESET: read its CID. */
+static void guest_handles_reset(struct fixture *f)
+{
+	uint64_t cid;
+
+	virtio_mmio_ops.read(&f->v->vdev, VIRTIO_MMIO_CONFIG, &cid, 8);
+	assert_int_equal(le64toh(cid), CID);
+}
+
 /* --- tests --- */
 
 static void test_config(void **state)
@@ -1363,6 +1372,7 @@ static void test_after_fork(void **state)
 	assert_false(fd_quiet(epfd));
 	pump(f);
 	expect_transport_reset(f, 1);
+	guest_handles_reset(f);
 	assert_int_equal(f->v->host.nr_conns, 0);
 	assert_int_equal(f->v->stats.transport_resets, 1);
 	/* The parent's streams were neither shut down nor closed under it. */
@@ -1403,6 +1413,57 @@ static void test_after_fork(void **state)
 		assert_int_equal(virtio_vsock_create(&vp, &f->mem, BASE, &f->v, why, sizeof(why)),
 				 0);
 	}
+}
+
+/*
+ * After a reset, a host connection made before the guest has handled it
+ * would be dropped with the old ones: its REQUEST waits for the guest's
+ * CID read, or for VSOCK_RESET_GATE_MS.
+ */
+static void test_reset_gate(void **state)
+{
+	struct fixture *f = *state;
+	char line[32];
+	uint32_t hport;
+	struct pkt p;
+	int fd, fd2;
+
+	rx_refill(f);
+	post_event(f);
+	virtio_vsock_after_restore(f->v);
+	pump(f);
+	expect_transport_reset(f, 1);
+	fd = unix_connect(f->path);
+	snprintf(line, sizeof(line), "CONNECT %u\n", 700);
+	puts_fd(fd, line);
+	expect_nothing(f);
+	guest_handles_reset(f);
+	expect_pkt(f, &p, VIRTIO_VSOCK_OP_REQUEST);
+	assert_int_equal(p.dst_port, 700);
+	hport = p.src_port;
+	tx_send(f, mkhdr(VIRTIO_VSOCK_OP_RESPONSE, 700, hport), NULL, 0);
+	assert_int_equal(read_ok_line(fd), hport);
+	/* Once handled, connections go straight through; more CID reads change nothing. */
+	guest_handles_reset(f);
+	fd2 = host_stream(f, 701, "", &hport);
+	close(fd2);
+
+	/* A guest that never reads its CID: the gate opens after the time limit. */
+	post_event(f);
+	virtio_vsock_transport_reset(f->v);
+	expect_transport_reset(f, 2);
+	expect_eof(f, fd);
+	close(fd);
+	fd = unix_connect(f->path);
+	snprintf(line, sizeof(line), "CONNECT %u\n", 702);
+	puts_fd(fd, line);
+	expect_nothing(f);
+	f->v->reset_gate_ms = vsock_host_now_ms();
+	vsock_host_wake(&f->v->host);
+	pump(f);
+	expect_pkt(f, &p, VIRTIO_VSOCK_OP_REQUEST);
+	assert_int_equal(p.dst_port, 702);
+	close(fd);
 }
 
 static void test_after_restore(void **state)
@@ -1475,7 +1536,7 @@ int main(void)
 	    T(test_rx_buffer_rules),
 	    T(test_device_reset),
 	    T(test_after_fork),
-	    T(test_after_restore),
+	    T(test_after_restore), T(test_reset_gate),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
