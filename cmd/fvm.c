@@ -122,18 +122,11 @@ int main(int argc, char **argv)
 		return EXIT_FAILED;
 	if (instance_init(&inst, &args.vm, console_fd, stdio) < 0)
 		return EXIT_FAILED;
-	if (args.api_sock[0]) {
-		r = instance_serve(&inst, args.api_sock);
-		if (r < 0) {
-			log_err("cannot serve the API on '%s': %s", args.api_sock, strerror(-r));
-			return EXIT_FAILED;
-		}
-	}
 
 	/* Only an interactive console in the foreground goes raw. */
 	if (stdio && !args.api_sock[0])
 		raw = enter_raw_mode(STDIN_FILENO, &saved);
-	status = instance_main(&inst);
+	status = instance_main(&inst, args.api_sock);
 	if (raw)
 		tcsetattr(STDIN_FILENO, TCSANOW, &saved);
 	vm_destroy(inst.vm);

@@ -250,16 +250,28 @@ int instance_run_until_stopped(struct instance *inst, int console_in_fd)
 	return exit_status_for(reason);
 }
 
-int instance_main(struct instance *inst)
+static int serve_api(struct instance *inst, const char *path)
+{
+	int r = instance_serve(inst, path);
+
+	if (r < 0)
+		log_err("cannot serve the API on '%s': %s", path, strerror(-r));
+	return r;
+}
+
+int instance_main(struct instance *inst, const char *api_sock)
 {
 	/* A kernel from flags or a file boots at once; otherwise the API starts the VM. */
 	enum instance_start how = inst->cfg.kernel_path[0] ? START_BOOT : START_NONE;
+	bool api = api_sock && api_sock[0];
 	int status;
 
-	if (how == START_NONE && !inst->server) {
+	if (how == START_NONE && !api) {
 		log_err("no kernel given (--kernel PATH), and no --api-sock to configure one");
 		return 1;
 	}
+	if (how == START_NONE && serve_api(inst, api_sock) < 0)
+		return 1;
 	for (;;) {
 		if (how == START_NONE)
 			how = wait_for_start(inst);
@@ -270,15 +282,20 @@ int instance_main(struct instance *inst)
 		if (start_vm(inst, how) >= 0)
 			break;
 		log_err("%s", inst->start_error);
-		if (!inst->server)
+		if (!api || (!inst->server && serve_api(inst, api_sock) < 0))
 			return 1;
-		/* The API client that asked got the error; wait for another try. */
+		/* Wait for another try over the API (whose client, if it asked, got the error). */
 		how = START_NONE;
 	}
+	/*
+	 * A VM booted from flags serves its API once it runs: whoever finds the
+	 * socket finds the VM running (fvmctl run returns then).
+	 */
+	if (api && !inst->server && serve_api(inst, api_sock) < 0)
+		return 1;
 	instance_agent_start(inst);
 	status = instance_run_until_stopped(inst, inst->console_stdio ? STDIN_FILENO : -1);
 	api_server_stop(inst->server);
 	inst->server = NULL;
 	return status;
 }
-

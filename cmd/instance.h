@@ -84,5 +84,7 @@ int instance_serve(struct instance *inst, const char *path) __must_check;
  * The main thread's part: start now when the config has a kernel,
  * otherwise wait for InstanceStart or a snapshot load from the API (or a
  * signal); then run the VM until it stops. Returns fvm's exit status.
+ * api_sock (optional): where to serve the API; a VM that boots from its
+ * config serves it once it runs, one that waits for the API at once.
  */
-int instance_main(struct instance *inst);
+int instance_main(struct instance *inst, const char *api_sock);
