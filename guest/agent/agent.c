@@ -8,6 +8,7 @@
  *
  *   fvm-agent [--port N] [--listen vsock|unix:PATH] [--dry-run-identity]
  *             [--background]
+ *   fvm-agent --connect-host PORT      (a client: see agent-relay.c)
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -32,9 +33,11 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: fvm-agent [--port N] [--listen vsock|unix:PATH] [--dry-run-identity]\n"
 		"                 [--background]\n"
+		"       fvm-agent --connect-host PORT\n"
 		"Runs commands for the fvm host (guest/agent/PROTOCOL.md). Default: vsock\n"
 		"port %u. --dry-run-identity checks IDENTITY requests without applying\n"
-		"them. --background returns once listening.\n",
+		"them. --background returns once listening. --connect-host copies stdin\n"
+		"to the host's vsock port PORT and the answer to stdout.\n",
 		AGENT_VSOCK_PORT);
 }
 
@@ -45,6 +48,7 @@ static int parse_args(int argc, char **argv, struct agent_options *ret)
 	    {"listen", required_argument, NULL, 'l'},
 	    {"dry-run-identity", no_argument, NULL, 'd'},
 	    {"background", no_argument, NULL, 'b'},
+	    {"connect-host", required_argument, NULL, 'c'},
 	    {"help", no_argument, NULL, 'h'},
 	    {0},
 	};
@@ -56,11 +60,15 @@ static int parse_args(int argc, char **argv, struct agent_options *ret)
 	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'p':
+		case 'c':
 			errno = 0;
 			v = strtoul(optarg, &end, 10);
-			if (errno || *end || end == optarg || v > UINT32_MAX)
+			if (errno || *end || end == optarg || v > UINT32_MAX || (c == 'c' && !v))
 				return -EINVAL;
-			o.port = (uint32_t)v;
+			if (c == 'p')
+				o.port = (uint32_t)v;
+			else
+				o.connect_port = (uint32_t)v;
 			break;
 		case 'l':
 			if (!strcmp(optarg, "vsock"))
@@ -232,6 +240,8 @@ int main(int argc, char **argv)
 	ensure_std_fds();
 	/* A host or a child that goes away shows up as EPIPE, not a signal. */
 	sigaction(SIGPIPE, &sa, NULL);
+	if (opts.connect_port)
+		return agent_relay_to_host(opts.connect_port) < 0 ? 1 : 0;
 
 	if (opts.unix_path) {
 		ret = listen_unix(opts.unix_path, &lfd);

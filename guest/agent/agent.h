@@ -21,7 +21,11 @@ struct agent_options {
 	const char *unix_path; /* NULL: AF_VSOCK */
 	bool dry_run_identity; /* check IDENTITY, apply nothing (host tests) */
 	bool background;       /* fork once listening; the parent exits 0 */
+	uint32_t connect_port; /* > 0: --connect-host, a client instead of the agent */
 };
+
+/* --connect-host: stdin to the host's vsock port, the answer to stdout. 0 or -errno. */
+int agent_relay_to_host(uint32_t port);
 
 /* One connection, owned by its handler process. */
 struct agent_conn {

@@ -5,6 +5,8 @@
 #    the guest's hostname is the VM's name (the identity fvm sent);
 #  - virtio-rng is the guest's hardware RNG and gives bytes;
 #  - the agent survives garbage and a truncated frame, and serves on;
+#  - a guest connection to host port 5000 reaches a listener on
+#    <uds>_5000 and gets its answer back, in the VM and in a clone;
 #  - the template, paused, forks 10 clones: each answers exec with its
 #    own hostname (tpl-N) and distinct random bytes (fvm's entropy reached
 #    the guest RNG), over its own vsock socket;
@@ -42,6 +44,19 @@ expect_exec() {
 	((rc == want_rc)) ||
 		e2e_fail "$stage" "exit status $rc, expected $want_rc (stdout '$out', stderr '$(cat "$FVM_RUNTIME_DIR/exec.err")')"
 	[[ $out == "$want_out" ]] || e2e_fail "$stage" "stdout '$out', expected '$want_out'"
+}
+
+# guest_to_host VM PATH: the guest's vsock connection to host port 5000
+# reaches a listener on PATH, and its answer comes back.
+guest_to_host() {
+	local vm=$1 path=$2 out
+	"$probe" listen "$path" >"$FVM_RUNTIME_DIR/listen.out" 2>&1 &
+	for ((i = 0; i < 50; i++)); do [[ -S $path ]] && break; sleep 0.1; done
+	out=$("$fvmctl" exec --timeout 30 "$vm" -- sh -c "echo hello-from-$vm | fvm-agent --connect-host 5000") ||
+		e2e_fail "guest to host ($vm)" "exec failed: $out $(cat "$FVM_RUNTIME_DIR/listen.out")"
+	wait $! || e2e_fail "guest to host ($vm)" "the host listener failed: $(cat "$FVM_RUNTIME_DIR/listen.out")"
+	[[ $out == "echo: hello-from-$vm" ]] || e2e_fail "guest to host ($vm)" "the guest got back '$out'"
+	echo "$vm: guest-to-host vsock answered '$out'"
 }
 
 inner() {
@@ -83,6 +98,10 @@ inner() {
 	"$probe" bad-version "$dir/tpl.vsock" 52 || e2e_fail "agent version" "vsock-probe bad-version failed"
 	expect_exec "agent after garbage" 0 still-here tpl -- echo still-here
 
+	# Guest to host: the guest connects to host port 5000, fvm hands the
+	# stream to whoever listens on <uds>_5000.
+	guest_to_host tpl "$dir/tpl.vsock_5000"
+
 	# Clones: their own names, sockets and random bytes.
 	"$fvmctl" pause tpl >/dev/null || e2e_fail "pause" "fvmctl pause failed"
 	"$fvmctl" fork tpl "$NR_CLONES" >/dev/null || e2e_fail "fork" "fvmctl fork failed"
@@ -98,6 +117,7 @@ inner() {
 		seen[$bytes]=$name
 		echo "$name: hostname $name, random $bytes"
 	done
+	guest_to_host tpl-1 "$dir/tpl-1.vsock_5000"
 	# The clones are independent: stopping half leaves the rest answering.
 	for ((n = 1; n <= NR_CLONES / 2; n++)); do "$fvmctl" stop "tpl-$n" >/dev/null; done
 	expect_exec "clone after siblings stopped" 0 "tpl-$NR_CLONES" "tpl-$NR_CLONES" -- hostname
@@ -113,7 +133,7 @@ inner() {
 	expect_exec "restored VM hostname" 0 copy copy -- hostname
 	"$fvmctl" stop copy >/dev/null
 	"$fvmctl" stop tpl >/dev/null
-	echo "PASS: exec (output, status, stdin, env, timeout), virtio-rng, a hardened agent, $NR_CLONES clones with their own identity and entropy, vsock after restore"
+	echo "PASS: exec (output, status, stdin, env, timeout), virtio-rng, a hardened agent, guest-to-host vsock, $NR_CLONES clones with their own identity and entropy, vsock after restore"
 }
 
 if [[ ${1:-} == --inner ]]; then

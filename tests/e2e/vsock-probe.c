@@ -9,12 +9,21 @@
  *   vsock-probe garbage|truncated|bad-version|unknown-type UDS PORT
  *
  * Exit status 0: the agent refused the input as it should; 1 otherwise.
+ *
+ * And the host end of a guest-initiated connection:
+ *
+ *   vsock-probe listen PATH
+ *
+ * listens on the unix socket PATH (a VM's "<uds>_<port>"), takes one
+ * connection, reads it to its end and answers "echo: " and what it read.
+ * Exit status 0 when that happened within 60 s.
  */
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "agent-client.h"
@@ -93,6 +102,47 @@ static int expect_refusal(int fd)
 	return 0;
 }
 
+/* The host end of one guest connection: read all, answer "echo: ...". */
+static int serve_one(const char *path)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	char buf[4096] = "echo: ";
+	size_t len = strlen(buf);
+	int lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), fd;
+	struct pollfd p;
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	unlink(path);
+	if (lfd < 0 || bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(lfd, 1) < 0) {
+		fprintf(stderr, "vsock-probe: cannot listen on %s: %s\n", path, strerror(errno));
+		return 1;
+	}
+	p = (struct pollfd){.fd = lfd, .events = POLLIN};
+	if (poll(&p, 1, 60 * 1000) != 1 || (fd = accept(lfd, NULL, NULL)) < 0) {
+		fprintf(stderr, "vsock-probe: no connection on %s within 60 s\n", path);
+		return 1;
+	}
+	for (;;) {
+		ssize_t n;
+
+		p = (struct pollfd){.fd = fd, .events = POLLIN};
+		if (poll(&p, 1, 30 * 1000) != 1) {
+			fprintf(stderr, "vsock-probe: the guest sent no end of stream\n");
+			return 1;
+		}
+		n = read(fd, buf + len, sizeof(buf) - 1 - len);
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+	}
+	if (write(fd, buf, len) != (ssize_t)len)
+		return 1;
+	close(fd);
+	close(lfd);
+	unlink(path);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	uint8_t probe[512];
@@ -101,8 +151,11 @@ int main(int argc, char **argv)
 	bool shut;
 	int fd, r;
 
+	if (argc == 3 && strcmp(argv[1], "listen") == 0)
+		return serve_one(argv[2]);
 	if (argc != 4 || build_probe(argv[1], probe, &len, &shut) < 0) {
-		fprintf(stderr, "usage: vsock-probe garbage|truncated|bad-version|unknown-type UDS PORT\n");
+		fprintf(stderr, "usage: vsock-probe garbage|truncated|bad-version|unknown-type UDS PORT\n"
+				"       vsock-probe listen PATH\n");
 		return 2;
 	}
 	r = agent_vsock_connect(argv[2], (uint32_t)strtoul(argv[3], NULL, 10), 10 * 1000, &fd,
