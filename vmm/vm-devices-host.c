@@ -13,6 +13,7 @@
  */
 #include <fcntl.h>
 #include <poll.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -25,24 +26,13 @@
 
 /* ---- what the three share: the transport comes first in each device ---- */
 
+_Static_assert(offsetof(struct virtio_net, vdev) == 0, "vm_virtio_* hooks need vdev first");
+_Static_assert(offsetof(struct virtio_vsock, vdev) == 0, "vm_virtio_* hooks need vdev first");
+_Static_assert(offsetof(struct virtio_rng, vdev) == 0, "vm_virtio_* hooks need vdev first");
+
 static struct virtio_mmio *vdev_of(void *dev)
 {
 	return dev;
-}
-
-static void host_quiesce(void *dev)
-{
-	virtio_mmio_quiesce(vdev_of(dev));
-}
-
-static void host_thaw(void *dev)
-{
-	virtio_mmio_thaw(vdev_of(dev));
-}
-
-static int host_rebind(void *dev, struct vm *vm)
-{
-	return vm_virtio_wire(vm, vdev_of(dev));
 }
 
 /*
@@ -89,9 +79,9 @@ static void net_destroy(void *dev)
 }
 
 static const struct vm_device_ops net_device_ops = {
-    .quiesce = host_quiesce,
-    .rebind = host_rebind,
-    .thaw = host_thaw,
+    .quiesce = vm_virtio_quiesce,
+    .rebind = vm_virtio_rebind,
+    .thaw = vm_virtio_thaw,
     .destroy = net_destroy,
 };
 
@@ -152,9 +142,9 @@ static void vsock_destroy(void *dev)
 }
 
 static const struct vm_device_ops vsock_device_ops = {
-    .quiesce = host_quiesce,
-    .rebind = host_rebind,
-    .thaw = host_thaw,
+    .quiesce = vm_virtio_quiesce,
+    .rebind = vm_virtio_rebind,
+    .thaw = vm_virtio_thaw,
     .destroy = vsock_destroy,
 };
 
@@ -202,13 +192,13 @@ static int rng_rebind(void *dev, struct vm *vm)
 {
 	int r = virtio_rng_after_fork(dev);
 
-	return r < 0 ? r : host_rebind(dev, vm);
+	return r < 0 ? r : vm_virtio_rebind(dev, vm);
 }
 
 static const struct vm_device_ops rng_device_ops = {
-    .quiesce = host_quiesce,
+    .quiesce = vm_virtio_quiesce,
     .rebind = rng_rebind,
-    .thaw = host_thaw,
+    .thaw = vm_virtio_thaw,
     .destroy = rng_destroy,
 };
 

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /* virtio-blk drives: attaching them, and switching a drive to a new image. */
 #include <poll.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -9,12 +10,7 @@
 #include "vm-virtio.h"
 #include "vm.h"
 
-static void blk_quiesce(void *dev)
-{
-	struct virtio_blk *blk = dev;
-
-	virtio_mmio_quiesce(&blk->vdev);
-}
+_Static_assert(offsetof(struct virtio_blk, vdev) == 0, "vm_virtio_* hooks need vdev first");
 
 /*
  * The disk itself stays shared with the template (same open files): a
@@ -34,17 +30,10 @@ static void blk_destroy(void *dev)
 	virtio_blk_destroy(dev);
 }
 
-static void blk_thaw(void *dev)
-{
-	struct virtio_blk *blk = dev;
-
-	virtio_mmio_thaw(&blk->vdev);
-}
-
 static const struct vm_device_ops blk_device_ops = {
-    .quiesce = blk_quiesce,
+    .quiesce = vm_virtio_quiesce,
     .rebind = blk_rebind,
-    .thaw = blk_thaw,
+    .thaw = vm_virtio_thaw,
     .destroy = blk_destroy,
 };
 

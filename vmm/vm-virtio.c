@@ -114,3 +114,18 @@ int vm_virtio_claim_slot(struct vm *vm, uint32_t *ret_slot, char *reason, size_t
 	*ret_slot = vm->nr_virtio;
 	return 0;
 }
+
+void vm_virtio_quiesce(void *dev)
+{
+	virtio_mmio_quiesce(dev);
+}
+
+void vm_virtio_thaw(void *dev)
+{
+	virtio_mmio_thaw(dev);
+}
+
+int vm_virtio_rebind(void *dev, struct vm *vm)
+{
+	return vm_virtio_wire(vm, dev);
+}

@@ -32,3 +32,12 @@ int vm_virtio_wire(struct vm *vm, struct virtio_mmio *vdev) __must_check;
 
 /* Bus range, ACPI description, notifications and interrupt for slot `slot`. */
 int vm_virtio_attach(struct vm *vm, struct virtio_mmio *vdev, uint32_t slot) __must_check;
+
+/*
+ * vm_device_ops hooks for any device whose first member is its struct
+ * virtio_mmio (every virtio device here): quiesce, thaw, and rebind for a
+ * device with nothing of its own to renew in a fork child.
+ */
+void vm_virtio_quiesce(void *dev);
+void vm_virtio_thaw(void *dev);
+int vm_virtio_rebind(void *dev, struct vm *vm) __must_check;
